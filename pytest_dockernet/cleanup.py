@@ -1,0 +1,127 @@
+"""Removing containers and networks without ever masking a test's result.
+
+Removal can fail on some engines (the CircleCI lesson: a storage driver that cannot
+remove a root filesystem). Such a failure is recorded as a :class:`CleanupFailure` and
+reported as a :class:`CleanupWarning`; only ``NotFound`` (already gone) is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+
+from .errors import CleanupWarning
+from .naming import LABEL_RUN
+
+log = logging.getLogger("pytest_dockernet")
+
+MAX_PARALLEL_REMOVALS = 8
+
+
+@dataclass(frozen=True)
+class CleanupFailure:
+    """A container or network that could not be removed, with the engine's reason."""
+
+    kind: str
+    """``"container"`` or ``"network"``."""
+    id: str
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"could not remove {self.kind} {self.name} ({self.id[:12]}): {self.message}"
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        return str(exc.explanation)
+    return str(exc) or type(exc).__name__
+
+
+def find_labelled(
+    client: docker.DockerClient, run: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The containers and networks labelled by the plugin (of one ``run``, if given)."""
+    filters = {"label": LABEL_RUN if run is None else f"{LABEL_RUN}={run}"}
+    return client.api.containers(all=True, filters=filters), client.api.networks(filters=filters)
+
+
+def remove_container(client: docker.DockerClient, container_id: str, name: str) -> CleanupFailure | None:
+    """Kill and remove one container with its anonymous volumes."""
+    try:
+        client.api.remove_container(container_id, force=True, v=True)
+    except docker.errors.NotFound:
+        pass
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, none may escape
+        return CleanupFailure("container", container_id, name, _reason(exc))
+    log.debug("removed container %s", name)
+    return None
+
+
+def remove_containers(
+    client: docker.DockerClient, containers: Sequence[tuple[str, str]]
+) -> list[CleanupFailure]:
+    """Remove ``(id, name)`` containers, several at a time."""
+    if len(containers) <= 1:
+        results = [remove_container(client, cid, name) for cid, name in containers]
+    else:
+        workers = min(MAX_PARALLEL_REMOVALS, len(containers))
+        with ThreadPoolExecutor(workers, thread_name_prefix="dockernet-rm") as pool:
+            results = list(pool.map(lambda item: remove_container(client, *item), containers))
+    return [failure for failure in results if failure is not None]
+
+
+def remove_network(client: docker.DockerClient, network_id: str, name: str) -> CleanupFailure | None:
+    """Remove a network by ID, force-disconnecting endpoints still attached to it."""
+    try:
+        client.api.remove_network(network_id)
+    except docker.errors.NotFound:
+        return None
+    except docker.errors.APIError as exc:
+        if "active endpoints" not in _reason(exc):
+            return CleanupFailure("network", network_id, name, _reason(exc))
+        # Someone else's container, or a stale endpoint after a daemon restart.
+        return _force_remove_network(client, network_id, name)
+    except Exception as exc:  # noqa: BLE001
+        return CleanupFailure("network", network_id, name, _reason(exc))
+    log.debug("removed network %s", name)
+    return None
+
+
+def _force_remove_network(client: docker.DockerClient, network_id: str, name: str) -> CleanupFailure | None:
+    try:
+        endpoints = client.api.inspect_network(network_id).get("Containers") or {}
+        for container_id in endpoints:
+            with contextlib.suppress(docker.errors.NotFound):
+                client.api.disconnect_container_from_network(container_id, network_id, force=True)
+        client.api.remove_network(network_id)
+    except docker.errors.NotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return CleanupFailure("network", network_id, name, _reason(exc))
+    log.debug("removed network %s after disconnecting %d endpoints", name, len(endpoints))
+    return None
+
+
+def warn_failures(failures: Iterable[CleanupFailure], stacklevel: int = 2) -> list[CleanupFailure]:
+    """Emit a :class:`CleanupWarning` per failure.
+
+    Returns the failures whose warning was turned into an exception by a warnings
+    filter (``-W error``): the caller must report those another way, since a cleanup
+    problem must never become a test error.
+    """
+    unreported = []
+    for failure in failures:
+        try:
+            warnings.warn(CleanupWarning(str(failure)), stacklevel=stacklevel + 1)
+        except Warning:
+            unreported.append(failure)
+    return unreported

@@ -1,0 +1,39 @@
+"""Exceptions and warnings raised by pytest-dockernet."""
+
+from __future__ import annotations
+
+
+class DockernetError(Exception):
+    """Base class of every error pytest-dockernet raises on purpose."""
+
+
+class EngineUnavailableError(DockernetError):
+    """No Docker engine answers at the endpoint that was tried."""
+
+
+class PoolExhaustedError(DockernetError):
+    """Every subnet of the configured pools overlaps a network or a route."""
+
+
+class LockTimeoutError(DockernetError):
+    """The subnet allocation lock could not be acquired in time."""
+
+
+class ImageUnavailableError(DockernetError):
+    """An image is neither present on the engine nor pullable."""
+
+
+class InvalidAliasError(DockernetError, ValueError):
+    """A network alias is not a valid DNS name."""
+
+
+class ServiceStartError(DockernetError):
+    """A service container could not be created or started, or exited at once."""
+
+
+class DockernetWarning(UserWarning):
+    """Base class of the warnings pytest-dockernet emits."""
+
+
+class CleanupWarning(DockernetWarning):
+    """A network or container could not be removed; it was left on the engine."""

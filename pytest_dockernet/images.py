@@ -1,0 +1,135 @@
+"""Making sure an image is on the engine: present, pulled, or built from a static busybox.
+
+Preparation is serialized per engine with a file lock, so that the xdist workers of a
+run (and concurrent runs) pull or build an image once and the others reuse it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import docker
+import docker.errors
+import filelock
+from docker.utils import parse_repository_tag
+
+from .engine import engine_key
+from .errors import ImageUnavailableError, LockTimeoutError
+from .statedir import default_state_dir, ensure_private_dir, lock_path
+
+log = logging.getLogger("pytest_dockernet")
+
+IMAGE_LOCK_TIMEOUT = 600.0
+BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
+
+
+def image_present(client: docker.DockerClient, reference: str) -> bool:
+    """Whether ``reference`` names an image the engine has."""
+    try:
+        client.api.inspect_image(reference)  # type: ignore[no-untyped-call]
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _image_lock(client: docker.DockerClient, state_dir: Path | None) -> filelock.FileLock:
+    directory = ensure_private_dir(state_dir or default_state_dir())
+    return filelock.FileLock(
+        str(lock_path(directory, "images", engine_key(client))), timeout=IMAGE_LOCK_TIMEOUT
+    )
+
+
+def _locked(lock: filelock.FileLock) -> filelock.FileLock:
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"could not acquire the image lock {lock.lock_file} within {IMAGE_LOCK_TIMEOUT:g} s"
+        ) from None
+    return lock
+
+
+def pull_image(client: docker.DockerClient, reference: str, *, state_dir: Path | None = None) -> None:
+    """Pull ``reference`` unless the engine has it; one process at a time per engine.
+
+    Raises :class:`ImageUnavailableError` naming the image when it is neither present
+    nor pullable.
+    """
+    if image_present(client, reference):
+        return
+    with _locked(_image_lock(client, state_dir)):
+        if image_present(client, reference):
+            return  # another worker pulled it while we waited
+        log.info("image %s is not present; pulling it", reference)
+        try:
+            client.images.pull(reference)
+        except docker.errors.DockerException as exc:
+            reason = exc.explanation if isinstance(exc, docker.errors.APIError) else exc
+            raise ImageUnavailableError(
+                f"image {reference!r} is neither present on the engine nor pullable: {reason}"
+            ) from None
+
+
+def find_static_busybox() -> str | None:
+    """The path of a busybox binary on this host (a static one is needed), if any."""
+    for path in BUSYBOX_PATHS:
+        if os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def busybox_rootfs(busybox: str) -> bytes:
+    """A tar of a minimal root filesystem: busybox and a link for each of its applets."""
+    applets = subprocess.run([busybox, "--list"], check=True, capture_output=True, text=True).stdout.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for directory in ("bin", "tmp", "etc", "www"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in applets:
+            if applet != "busybox":
+                link = tarfile.TarInfo(f"bin/{applet}")
+                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(link)
+    return buffer.getvalue()
+
+
+def import_busybox(
+    client: docker.DockerClient,
+    reference: str,
+    *,
+    busybox: str | None = None,
+    state_dir: Path | None = None,
+) -> str:
+    """Make a ``FROM scratch`` image holding this host's static busybox, once per engine.
+
+    For machines with no registry: busybox brings ``sh``, ``httpd``, ``nc``, ``wget``,
+    ``nslookup`` and more. Returns ``reference``. Debian installs a static busybox
+    with ``apt-get install busybox-static``.
+    """
+    if image_present(client, reference):
+        return reference
+    path = busybox or find_static_busybox()
+    if path is None:
+        raise ImageUnavailableError(
+            f"cannot build {reference!r}: no busybox binary found at {', '.join(BUSYBOX_PATHS)}"
+            " (on Debian: apt-get install busybox-static)"
+        )
+    with _locked(_image_lock(client, state_dir)):
+        if not image_present(client, reference):
+            repository, tag = parse_repository_tag(reference)
+            client.api.import_image_from_data(
+                busybox_rootfs(path),
+                repository=repository,
+                tag=tag or "latest",
+                changes=["ENV PATH=/bin", 'CMD ["sh"]'],
+            )
+            log.info("built image %s from %s", reference, path)
+    return reference

@@ -1,0 +1,124 @@
+"""Makes networks for one process of a run, and accounts for every one of them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+
+import docker
+
+from .cleanup import CleanupFailure
+from .engine import engine_key
+from .naming import RunIdentity
+from .network import Network
+from .statedir import default_state_dir, ensure_private_dir, lock_path
+from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, SubnetAllocator
+
+
+@dataclass
+class Tally:
+    """How many resources this process created, removed, kept, or failed to remove."""
+
+    networks_created: int = 0
+    networks_removed: int = 0
+    containers_created: int = 0
+    containers_removed: int = 0
+    kept: list[str] = field(default_factory=list)
+    failures: list[CleanupFailure] = field(default_factory=list)
+
+
+class NetworkManager:
+    """Creates networks with names, labels and subnets of one :class:`RunIdentity`.
+
+    Usable without pytest::
+
+        client = docker.from_env()
+        manager = NetworkManager.for_client(client, RunIdentity(run=new_run_id()))
+        with manager.create_network() as net:
+            net.run("busybox", ["sleep", "60"], alias="one")
+
+    :meth:`release` removes a network (or keeps it when ``identity.keep`` is set);
+    :meth:`close` releases whatever is still alive.
+    """
+
+    def __init__(
+        self, client: docker.DockerClient, identity: RunIdentity, allocator: SubnetAllocator
+    ) -> None:
+        self.client = client
+        self.identity = identity
+        self.allocator = allocator
+        self.tally = Tally()
+        self._alive: list[Network] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_client(
+        cls,
+        client: docker.DockerClient,
+        identity: RunIdentity,
+        *,
+        pools: Sequence[IPv4Network] = DEFAULT_POOLS,
+        subnet_size: int = DEFAULT_SUBNET_SIZE,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        state_dir: Path | None = None,
+    ) -> NetworkManager:
+        """A manager whose allocation lock lives in the per-user state directory."""
+        directory = ensure_private_dir(state_dir or default_state_dir())
+        lock = lock_path(directory, "subnets", engine_key(client))
+        allocator = SubnetAllocator(client, lock, pools, subnet_size, lock_timeout)
+        return cls(client, identity, allocator)
+
+    def create_network(
+        self,
+        *,
+        test: str | None = None,
+        internal: bool = False,
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> Network:
+        """A new network on a free subnet (see :meth:`Network.create`)."""
+        network = Network.create(
+            self.client,
+            self.allocator,
+            self.identity,
+            test=test,
+            internal=internal,
+            labels=labels,
+            options=options,
+        )
+        with self._lock:
+            self._alive.append(network)
+            self.tally.networks_created += 1
+        return network
+
+    def release(self, network: Network) -> list[CleanupFailure]:
+        """Remove ``network`` and its services, or keep them with ``--dockernet-keep``."""
+        with self._lock:
+            if network not in self._alive:
+                return []
+            self._alive.remove(network)
+            self.tally.containers_created += len(network.services)
+        if self.identity.keep:
+            with self._lock:
+                self.tally.kept.append(network.name)
+            return []
+        failures = network.remove()
+        failed_containers = sum(1 for f in failures if f.kind == "container")
+        with self._lock:
+            self.tally.containers_removed += len(network.services) - failed_containers
+            self.tally.networks_removed += 0 if any(f.kind == "network" for f in failures) else 1
+            self.tally.failures.extend(failures)
+        return failures
+
+    def close(self) -> list[CleanupFailure]:
+        """Release every network still alive, newest first."""
+        failures: list[CleanupFailure] = []
+        while True:
+            with self._lock:
+                if not self._alive:
+                    return failures
+                network = self._alive[-1]
+            failures.extend(self.release(network))

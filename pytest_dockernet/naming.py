@@ -1,0 +1,147 @@
+"""Run identity, resource names and labels.
+
+Docker accepts several networks with one name (the drone lesson), so every name the
+plugin makes carries a run id that is random per pytest run and a worker id that is
+unique within the run; resources are then always addressed by their engine ID.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .errors import InvalidAliasError
+
+LABEL_PREFIX = "pytest-dockernet"
+LABEL_RUN = f"{LABEL_PREFIX}.run"
+LABEL_WORKER = f"{LABEL_PREFIX}.worker"
+LABEL_PID = f"{LABEL_PREFIX}.pid"
+LABEL_HOST = f"{LABEL_PREFIX}.host"
+LABEL_TEST = f"{LABEL_PREFIX}.test"
+LABEL_KEEP = f"{LABEL_PREFIX}.keep"
+
+DEFAULT_PREFIX = "dockernet"
+MAX_PREFIX_LENGTH = 16
+# Container names double as DNS names on the network: keep them within one DNS label.
+MAX_NAME_LENGTH = 63
+MAX_LABEL_VALUE_LENGTH = 256
+
+_PREFIX_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_DNS_LABEL_RE = re.compile(r"^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$")
+_UNSAFE_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def new_run_id() -> str:
+    """A short random id: two runs started in the same second never share it."""
+    return secrets.token_hex(4)
+
+
+def check_prefix(prefix: str) -> str | None:
+    """Return why ``prefix`` cannot start resource names, or None when it can."""
+    if not prefix:
+        return "must not be empty"
+    if len(prefix) > MAX_PREFIX_LENGTH:
+        return f"must be at most {MAX_PREFIX_LENGTH} characters"
+    if not _PREFIX_RE.match(prefix):
+        return "must start with a letter or digit and hold only letters, digits, '_', '.' and '-'"
+    return None
+
+
+def sanitize_name_part(text: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    """Make ``text`` safe inside a Docker object name.
+
+    Unsafe characters collapse to ``-``; text that had to change, or is too long,
+    gets a short hash of the original so that two different inputs stay different.
+    """
+    cleaned = _UNSAFE_NAME_CHARS.sub("-", text).strip("-.") or "x"
+    if cleaned == text and len(cleaned) <= max_length:
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[: max(1, max_length - 9)]}-{digest}"
+
+
+def sanitize_label_value(text: str) -> str:
+    """Strip control characters from ``text`` and bound its length."""
+    cleaned = _CONTROL_CHARS.sub("?", text)
+    if len(cleaned) <= MAX_LABEL_VALUE_LENGTH:
+        return cleaned
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[: MAX_LABEL_VALUE_LENGTH - 12]}...{digest}"
+
+
+def validate_alias(alias: object) -> str:
+    """Return ``alias`` if it is a valid DNS name, else raise :class:`InvalidAliasError`."""
+    if not isinstance(alias, str):
+        raise InvalidAliasError(f"alias {alias!r} must be a string, not {type(alias).__name__}")
+    labels = alias.split(".")
+    if len(alias) > 253 or not all(_DNS_LABEL_RE.match(label) for label in labels):
+        raise InvalidAliasError(
+            f"alias {alias!r} is not a valid DNS name: use labels of 1-63 letters, digits"
+            " and '-' (not at either end), separated by dots"
+        )
+    return alias
+
+
+def normalize_aliases(alias: str | Sequence[str] | None) -> list[str]:
+    """Turn the ``alias`` argument (one name, several, or None) into a validated list."""
+    if alias is None:
+        return []
+    if isinstance(alias, str):
+        return [validate_alias(alias)]
+    return [validate_alias(item) for item in alias]
+
+
+@dataclass
+class RunIdentity:
+    """Who creates resources: the run, the xdist worker and the process.
+
+    ``run`` is shared by every xdist worker of one pytest run; ``worker`` is the xdist
+    worker id (``gw0``...) or ``main``. The counter makes names unique in a process.
+    """
+
+    run: str
+    worker: str = "main"
+    prefix: str = DEFAULT_PREFIX
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+    keep: bool = False
+    _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def next_network_name(self) -> str:
+        """A network name that no other run, worker or call has produced."""
+        with self._lock:
+            number = next(self._counter)
+        worker = sanitize_name_part(self.worker, 16)
+        return f"{self.prefix}-{self.run}-{worker}-{number}"
+
+    def labels(self, test: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+        """The labels every resource of this identity carries (``extra`` cannot override them)."""
+        labels = dict(extra or {})
+        labels.update(
+            {
+                LABEL_RUN: self.run,
+                LABEL_WORKER: self.worker,
+                LABEL_PID: str(self.pid),
+                LABEL_HOST: sanitize_label_value(self.host),
+            }
+        )
+        if test is not None:
+            labels[LABEL_TEST] = sanitize_label_value(test)
+        if self.keep:
+            labels[LABEL_KEEP] = "1"
+        return labels
+
+
+def container_name(network_name: str, suffix: str) -> str:
+    """``{network name}-{suffix}``, sanitized and within Docker's limits."""
+    budget = MAX_NAME_LENGTH - len(network_name) - 1
+    return f"{network_name}-{sanitize_name_part(suffix, max(budget, 10))}"

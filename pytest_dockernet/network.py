@@ -1,0 +1,261 @@
+"""A Docker bridge network of the plugin's own, and the services started on it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from . import cleanup
+from .cleanup import CleanupFailure
+from .errors import DockernetError, ServiceStartError
+from .images import pull_image
+from .naming import RunIdentity, container_name, normalize_aliases
+from .service import Command, Service, logs_text
+from .subnets import SubnetAllocator
+
+log = logging.getLogger("pytest_dockernet")
+
+EXIT_LOG_LINES = 20
+# Keys of ``docker_kwargs`` that would put a container on another network than this one.
+_FOREIGN_NETWORK_KWARGS = ("network", "network_mode", "networking_config")
+
+
+class Network:
+    """A user-defined bridge network with an explicit subnet, addressed by ID.
+
+    Make one with :meth:`create` (the fixtures do it for you). Services started with
+    :meth:`run` live on this network only and reach each other by their aliases.
+    :meth:`remove` tears everything down, containers first.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        network_id: str,
+        name: str,
+        subnet: IPv4Network,
+        identity: RunIdentity,
+        *,
+        test: str | None = None,
+        internal: bool = False,
+    ) -> None:
+        self.client = client
+        self.id = network_id
+        """The engine's network ID: the plugin never looks a network up by name."""
+        self.name = name
+        """``{prefix}-{run}-{worker}-{n}``: unique per run, worker and network."""
+        self.subnet = subnet
+        """The subnet carved for this network from the pool."""
+        self.internal = internal
+        """Whether the network has no route outside (``docker network create --internal``)."""
+        self.identity = identity
+        self.test = test
+        self.services: list[Service] = []
+        """The services started on this network, in start order."""
+        self._guests: list[Service] = []
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+        self._removed = False
+
+    @property
+    def gateway(self) -> IPv4Address:
+        """The network's gateway: the first address of :attr:`subnet`."""
+        return next(self.subnet.hosts())
+
+    @classmethod
+    def create(
+        cls,
+        client: docker.DockerClient,
+        allocator: SubnetAllocator,
+        identity: RunIdentity,
+        *,
+        test: str | None = None,
+        internal: bool = False,
+        labels: dict[str, str] | None = None,
+        options: dict[str, str] | None = None,
+    ) -> Network:
+        """Create a labelled bridge network on a free subnet of the allocator's pools."""
+        name = identity.next_network_name()
+
+        def create_on(subnet: IPv4Network) -> str:
+            gateway = str(next(subnet.hosts()))
+            ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)])
+            response = client.api.create_network(
+                name,
+                driver="bridge",
+                options=options,
+                ipam=ipam,
+                internal=internal,
+                labels=identity.labels(test, labels),
+            )
+            return str(response["Id"])
+
+        network_id, subnet = allocator.allocate(create_on)
+        log.debug("created network %s (%s) on %s", name, network_id[:12], subnet)
+        return cls(client, network_id, name, subnet, identity, test=test, internal=internal)
+
+    def run(
+        self,
+        image: str,
+        command: Command | None = None,
+        *,
+        alias: str | Sequence[str] | None = None,
+        name: str | None = None,
+        environment: dict[str, str] | list[str] | None = None,
+        **docker_kwargs: Any,
+    ) -> Service:
+        """Start a container from ``image`` on this network and return its :class:`Service`.
+
+        ``alias`` (one name or several) becomes network-scoped DNS names other
+        containers on this network resolve. The container name is
+        ``{network name}-{name or first alias or a number}``. ``docker_kwargs`` go to
+        docker-py's ``containers.run`` (``ports``, ``volumes``, ``healthcheck``...), except
+        network settings: a service lives on this network only (use :meth:`connect`).
+        The image is pulled when it is not present. Raises :class:`ServiceStartError`
+        when the container cannot start or exits at once, with its last log lines.
+        """
+        aliases = normalize_aliases(alias)
+        self._check_kwargs(docker_kwargs)
+        cname = self._claim_name(name or (aliases[0] if aliases else None))
+        labels = self.identity.labels(self.test, docker_kwargs.pop("labels", None))
+        endpoint = self.client.api.create_endpoint_config(aliases=aliases or None)
+        create_args = dict(
+            command=command,
+            name=cname,
+            environment=environment,
+            labels=labels,
+            detach=True,
+            network=self.id,
+            networking_config={self.id: endpoint},
+            **docker_kwargs,
+        )
+        container = self._create_container(image, create_args)
+        try:
+            container.start()
+            container.reload()
+        except docker.errors.APIError as exc:
+            self._discard(container.id, cname)
+            raise ServiceStartError(
+                f"container {cname} (image {image!r}, command {command!r}) could not start:"
+                f" {exc.explanation or exc}"
+            ) from None
+        state = container.attrs.get("State", {})
+        if not state.get("Running"):
+            self._fail_exited(container.id, cname, image, state)
+        service = Service(self, container, aliases, self._ip_of(container.attrs))
+        with self._lock:
+            self.services.append(service)
+        return service
+
+    def _check_kwargs(self, docker_kwargs: dict[str, Any]) -> None:
+        for key in _FOREIGN_NETWORK_KWARGS:
+            if key in docker_kwargs:
+                raise TypeError(
+                    f"Network.run() does not take {key!r}: a service lives on the network that"
+                    " runs it; use another network's connect() to attach it there too"
+                )
+        if docker_kwargs.pop("detach", True) is not True:
+            raise TypeError("Network.run() always detaches; run a one-off command with Service.exec()")
+
+    def _claim_name(self, suffix: str | None) -> str:
+        with self._lock:
+            number = 1 if suffix else len(self._names) + 1
+            candidate = container_name(self.name, suffix or str(number))
+            while candidate in self._names:
+                number += 1
+                candidate = container_name(self.name, f"{suffix}-{number}" if suffix else str(number))
+            self._names.add(candidate)
+        return candidate
+
+    def _create_container(self, image: str, create_args: dict[str, Any]) -> Any:
+        try:
+            return self.client.containers.create(image, **create_args)
+        except docker.errors.ImageNotFound:
+            pass
+        pull_image(self.client, image)
+        return self.client.containers.create(image, **create_args)
+
+    def _fail_exited(self, container_id: str, cname: str, image: str, state: dict[str, Any]) -> None:
+        try:
+            logs = logs_text(self.client.api, container_id, EXIT_LOG_LINES).rstrip()
+        except docker.errors.DockerException as exc:
+            logs = f"(logs unavailable: {exc})"
+        self._discard(container_id, cname)
+        raise ServiceStartError(
+            f"container {cname} (image {image!r}) exited at once with status"
+            f" {state.get('ExitCode')}{' (' + state['Error'] + ')' if state.get('Error') else ''};"
+            f" its last log lines:\n{logs or '(no output)'}"
+        )
+
+    def _discard(self, container_id: str, cname: str) -> None:
+        failure = cleanup.remove_container(self.client, container_id, cname)
+        if failure:
+            cleanup.warn_failures([failure], stacklevel=3)
+
+    def _ip_of(self, attrs: dict[str, Any]) -> IPv4Address:
+        for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+            if endpoint.get("NetworkID") == self.id and endpoint.get("IPAddress"):
+                return IPv4Address(endpoint["IPAddress"])
+        raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
+
+    def connect(self, service: Service, aliases: str | Sequence[str] | None = None) -> IPv4Address:
+        """Attach ``service`` to this network with ``aliases``; return its address here.
+
+        For a service of another network this adds an endpoint; for one of this
+        network that was disconnected, it heals the partition, and with no
+        ``aliases`` given its original aliases come back.
+        """
+        names = normalize_aliases(aliases)
+        if not names and service.network is self:
+            names = service.aliases
+        self.client.api.connect_container_to_network(service.id, self.id, aliases=names or None)
+        if service.network is not self:
+            with self._lock:
+                self._guests.append(service)
+        return self._ip_of(service.reload())
+
+    def disconnect(self, service: Service) -> None:
+        """Detach ``service`` from this network: it can no longer reach it or be reached on it."""
+        self.client.api.disconnect_container_from_network(service.id, self.id)
+        with self._lock:
+            if service in self._guests:
+                self._guests.remove(service)
+
+    def remove(self) -> list[CleanupFailure]:
+        """Remove the services (in parallel), then the network; return what could not be.
+
+        Safe to call twice. Never raises for a failed removal: failures are returned
+        for the caller to report (see :func:`pytest_dockernet.cleanup.warn_failures`).
+        """
+        with self._lock:
+            if self._removed:
+                return []
+            self._removed = True
+            own = [(s.id, s.name) for s in self.services]
+            guests = list(self._guests)
+        failures = cleanup.remove_containers(self.client, own)
+        for guest in guests:
+            # A guest already gone is fine: remove_network forces out whatever is left.
+            with contextlib.suppress(docker.errors.APIError):
+                self.client.api.disconnect_container_from_network(guest.id, self.id, force=True)
+        failure = cleanup.remove_network(self.client, self.id, self.name)
+        if failure:
+            failures.append(failure)
+        return failures
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        cleanup.warn_failures(self.remove())
+
+    def __repr__(self) -> str:
+        return f"<Network {self.name} {self.subnet} id={self.id[:12]}>"

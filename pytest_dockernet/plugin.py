@@ -1,0 +1,247 @@
+"""The pytest glue: options, fixtures and reporting. The work happens in the core modules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, NoReturn
+
+import docker
+import pytest
+
+from . import engine
+from .cleanup import CleanupFailure, warn_failures
+from .errors import DockernetError
+from .manager import NetworkManager, Tally
+from .naming import LABEL_RUN, RunIdentity, new_run_id
+from .network import Network
+from .settings import HELP, Settings, SettingsError, ini_name, option_name, resolve
+
+RUN_INPUT_KEY = "dockernet_run"
+TALLY_OUTPUT_KEY = "dockernet_tally"
+
+
+@dataclass
+class PluginState:
+    """What one pytest process knows about its part of the run."""
+
+    settings: Settings
+    identity: RunIdentity
+    manager: NetworkManager | None = None
+    worker_tallies: list[Tally] = field(default_factory=list)
+
+
+state_key = pytest.StashKey[PluginState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dockernet", "isolated Docker networks (pytest-dockernet)")
+    group.addoption(option_name("prefix"), metavar="PREFIX", help=HELP["prefix"])
+    group.addoption(option_name("pool"), metavar="CIDR", action="append", help=HELP["pool"])
+    group.addoption(option_name("subnet_size"), metavar="N", help=HELP["subnet_size"])
+    group.addoption(option_name("keep"), action="store_true", default=None, help=HELP["keep"])
+    group.addoption(option_name("lock_timeout"), metavar="SECONDS", help=HELP["lock_timeout"])
+    for key in ("prefix", "subnet_size", "keep", "lock_timeout"):
+        parser.addini(ini_name(key), HELP[key])
+    parser.addini(ini_name("pool"), HELP["pool"], type="args")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    keys = ("prefix", "pool", "subnet_size", "keep", "lock_timeout")
+    cli = {key: config.getoption(option_name(key)) for key in keys}
+    ini = {key: config.getini(ini_name(key)) for key in keys}
+    try:
+        settings = resolve(cli, os.environ, ini)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"pytest-dockernet: {exc}") from None
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    identity = RunIdentity(
+        run=workerinput[RUN_INPUT_KEY] if workerinput else new_run_id(),
+        worker=workerinput["workerid"] if workerinput else "main",
+        prefix=settings.prefix,
+        keep=settings.keep,
+    )
+    config.stash[state_key] = PluginState(settings, identity)
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(XdistHooks(config), "dockernet-xdist")
+
+
+class XdistHooks:
+    """Shares the run id with workers, and brings their tallies back to the controller."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[RUN_INPUT_KEY] = self.config.stash[state_key].identity.run
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        data = getattr(node, "workeroutput", {}).get(TALLY_OUTPUT_KEY)
+        if data:
+            failures = [CleanupFailure(**f) for f in data.pop("failures")]
+            self.config.stash[state_key].worker_tallies.append(Tally(**data, failures=failures))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    state = session.config.stash.get(state_key, None)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if state is None or state.manager is None or workeroutput is None:
+        return
+    workeroutput[TALLY_OUTPUT_KEY] = asdict(state.manager.tally)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(state_key, None)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    tallies = list(state.worker_tallies)
+    if state.manager is not None:
+        tallies.append(state.manager.tally)
+    if not tallies:
+        return
+    run = state.identity.run
+    total = Tally()
+    for tally in tallies:
+        total.networks_created += tally.networks_created
+        total.networks_removed += tally.networks_removed
+        total.containers_created += tally.containers_created
+        total.containers_removed += tally.containers_removed
+        total.kept.extend(tally.kept)
+        total.failures.extend(tally.failures)
+    write = terminalreporter.write_line
+    terminalreporter.section("pytest-dockernet")
+    write(
+        f"run {run}: created {total.networks_created} networks and {total.containers_created}"
+        f" containers; removed {total.networks_removed} networks and {total.containers_removed}"
+        " containers"
+    )
+    if total.kept:
+        write(
+            f"kept {len(total.kept)} networks with their containers (--dockernet-keep): "
+            + ", ".join(sorted(total.kept))
+        )
+    if total.failures:
+        write(f"left behind {len(total.failures)} resources that could not be removed:")
+        for failure in total.failures:
+            write(f"  {failure}")
+    if total.kept or total.failures:
+        write("remove them with:")
+        write(f"  {removal_command(run)}")
+
+
+def removal_command(run: str) -> str:
+    """One shell command that removes every resource of ``run``, containers first."""
+    label = f"label={LABEL_RUN}={run}"
+    return (
+        f"docker ps -aq --filter {label} | xargs -r docker rm -f;"
+        f" docker network ls -q --filter {label} | xargs -r docker network rm"
+    )
+
+
+def _state(config: pytest.Config) -> PluginState:
+    return config.stash[state_key]
+
+
+def _fail(exc: Exception) -> NoReturn:
+    __tracebackhide__ = True
+    pytest.fail(str(exc), pytrace=False)
+
+
+def _report(failures: list[CleanupFailure]) -> None:
+    # A warning that a filter turns into an error is swallowed here: the terminal
+    # summary lists every failure anyway, and cleanup must never fail a test.
+    warn_failures(failures, stacklevel=3)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A ``docker.DockerClient`` from the environment (``DOCKER_HOST`` and friends)."""
+    __tracebackhide__ = True
+    try:
+        client = engine.connect()
+    except DockernetError as exc:
+        _fail(exc)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def dockernet_manager(
+    docker_client: docker.DockerClient, pytestconfig: pytest.Config
+) -> Iterator[NetworkManager]:
+    """The :class:`NetworkManager` of this process: creates and accounts for networks."""
+    __tracebackhide__ = True
+    state = _state(pytestconfig)
+    settings = state.settings
+    try:
+        state.manager = NetworkManager.for_client(
+            docker_client,
+            state.identity,
+            pools=settings.pools,
+            subnet_size=settings.subnet_size,
+            lock_timeout=settings.lock_timeout,
+        )
+    except DockernetError as exc:
+        _fail(exc)
+    yield state.manager
+    _report(state.manager.close())
+
+
+def _new_network(manager: NetworkManager, test: str | None, **kwargs: Any) -> Network:
+    __tracebackhide__ = True
+    try:
+        return manager.create_network(test=test, **kwargs)
+    except DockernetError as exc:
+        _fail(exc)
+
+
+@pytest.fixture
+def docker_network(dockernet_manager: NetworkManager, request: pytest.FixtureRequest) -> Iterator[Network]:
+    """A new network for this test, removed with everything on it when the test ends."""
+    network = _new_network(dockernet_manager, request.node.nodeid)
+    yield network
+    _report(dockernet_manager.release(network))
+
+
+@pytest.fixture(scope="session")
+def docker_worker_network(
+    dockernet_manager: NetworkManager, pytestconfig: pytest.Config
+) -> Iterator[Network]:
+    """One network for this xdist worker (or the whole run without xdist)."""
+    network = _new_network(dockernet_manager, None)
+    yield network
+    _report(dockernet_manager.release(network))
+
+
+NetworkFactory = Callable[..., Network]
+
+
+@pytest.fixture
+def docker_network_factory(
+    dockernet_manager: NetworkManager, request: pytest.FixtureRequest
+) -> Iterator[NetworkFactory]:
+    """A callable that makes another new network each call; all are removed at test end.
+
+    Takes ``internal`` (no route outside), ``labels`` and ``options`` (driver options).
+    """
+    made: list[Network] = []
+
+    def make(
+        *, internal: bool = False, labels: dict[str, str] | None = None, options: dict[str, str] | None = None
+    ) -> Network:
+        __tracebackhide__ = True
+        network = _new_network(
+            dockernet_manager, request.node.nodeid, internal=internal, labels=labels, options=options
+        )
+        made.append(network)
+        return network
+
+    yield make
+    failures = []
+    for network in reversed(made):
+        failures.extend(dockernet_manager.release(network))
+    _report(failures)

@@ -1,0 +1,155 @@
+"""A running container on a plugin network, and the result of running a command in it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from typing import TYPE_CHECKING, Any
+
+from docker.utils.socket import frames_iter
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+    from .network import Network
+
+Command = str | Sequence[str]
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run by :meth:`Service.exec` returned."""
+
+    exit_code: int
+    """The command's exit status."""
+    output: str
+    """Its stdout and stderr together (in the order the engine read them), decoded as UTF-8."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited with status 0."""
+        return self.exit_code == 0
+
+
+class Service:
+    """A container started by :meth:`Network.run`, attached to that network by alias."""
+
+    def __init__(
+        self,
+        network: Network,
+        container: Container,
+        aliases: Sequence[str],
+        ip: IPv4Address,
+    ) -> None:
+        self.network = network
+        """The network that started this service."""
+        self.container = container
+        """The docker-py ``Container``."""
+        self.aliases = list(aliases)
+        """The network-scoped DNS aliases this service answers to on :attr:`network`."""
+        self.ip = ip
+        """Its IPv4 address on :attr:`network`."""
+
+    @property
+    def name(self) -> str:
+        """The container name: ``{network name}-{alias, name or number}``."""
+        return str(self.container.name)
+
+    @property
+    def id(self) -> str:
+        """The container ID."""
+        return str(self.container.id)
+
+    @property
+    def image(self) -> str:
+        """The image reference the service was started from."""
+        return str(self.container.attrs.get("Config", {}).get("Image", ""))
+
+    @property
+    def _api(self) -> docker.APIClient:
+        return self.container.client.api  # type: ignore[union-attr]
+
+    def exec(
+        self,
+        cmd: Command,
+        *,
+        stdin: str | bytes | None = None,
+        environment: dict[str, str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` in the container and wait for it to finish.
+
+        ``stdin``, when given, is written to the command's standard input, which is
+        then closed (docker attaches stdin only when asked to: without that, input
+        would be silently dropped).
+        """
+        exec_id = self._api.exec_create(
+            self.id,
+            cmd,
+            stdout=True,
+            stderr=True,
+            stdin=stdin is not None,
+            environment=environment,
+            user=user or "",
+            workdir=workdir,
+        )["Id"]
+        if stdin is None:
+            raw = self._api.exec_start(exec_id)
+        else:
+            data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
+            raw = self._exec_with_stdin(exec_id, data)
+        return ExecResult(self._exit_code(exec_id), raw.decode("utf-8", "replace"))
+
+    def _exec_with_stdin(self, exec_id: str, data: bytes) -> bytes:
+        attached = self._api.exec_start(exec_id, socket=True)
+        sock: Any = getattr(attached, "_sock", attached)
+
+        # Write from a thread: a command that answers before reading all its input would
+        # otherwise fill its output pipe while we block on sending.
+        def feed() -> None:
+            try:
+                sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the command exited without reading everything
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
+        try:
+            return b"".join(chunk for _, chunk in frames_iter(attached, tty=False))  # type: ignore[no-untyped-call]
+        finally:
+            writer.join()
+            attached.close()
+
+    def _exit_code(self, exec_id: str) -> int:
+        # The stream ends a moment before the engine records the exit code.
+        for _ in range(100):
+            info = self._api.exec_inspect(exec_id)
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            time.sleep(0.01)
+        return int(info.get("ExitCode") or -1)
+
+    def logs(self, tail: int | None = None) -> str:
+        """The container's stdout and stderr so far (the last ``tail`` lines if given)."""
+        return logs_text(self._api, self.id, tail)
+
+    def reload(self) -> dict[str, Any]:
+        """Refresh and return the container's inspect data."""
+        self.container.reload()
+        return self.container.attrs
+
+    def __repr__(self) -> str:
+        return f"<Service {self.name} aliases={self.aliases} ip={self.ip}>"
+
+
+def logs_text(api: docker.APIClient, container_id: str, tail: int | None = None) -> str:
+    """A container's logs as text, for messages and reports."""
+    raw = api.logs(container_id, stdout=True, stderr=True, tail=tail if tail else "all")
+    return bytes(raw).decode("utf-8", "replace")

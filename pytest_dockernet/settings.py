@@ -1,0 +1,140 @@
+"""The plugin's settings, from the command line, the environment and the ini file.
+
+Precedence: command-line option, then ``PYTEST_DOCKERNET_*`` environment variable, then
+ini value, then default. A bad value is reported naming the source it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Network
+from typing import Any, TypeVar
+
+from .naming import DEFAULT_PREFIX, check_prefix
+from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, check_pools_fit, parse_pools
+
+T = TypeVar("T")
+
+HELP = {
+    "prefix": f"first part of every network and container name (default: {DEFAULT_PREFIX})",
+    "pool": "IPv4 CIDR to carve network subnets from; repeat or comma-separate for several"
+    f" (default: {', '.join(map(str, DEFAULT_POOLS))})",
+    "subnet_size": f"prefix length of each network's subnet (default: {DEFAULT_SUBNET_SIZE})",
+    "keep": "keep networks and containers after the tests, for debugging; prints how to remove them",
+    "lock_timeout": f"seconds to wait for the subnet allocation lock (default: {DEFAULT_LOCK_TIMEOUT:g})",
+}
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names its source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings of one pytest run."""
+
+    prefix: str = DEFAULT_PREFIX
+    pools: tuple[IPv4Network, ...] = DEFAULT_POOLS
+    subnet_size: int = DEFAULT_SUBNET_SIZE
+    keep: bool = False
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+
+
+def option_name(key: str) -> str:
+    """``subnet_size`` -> ``--dockernet-subnet-size``."""
+    return "--dockernet-" + key.replace("_", "-")
+
+
+def env_name(key: str) -> str:
+    """``subnet_size`` -> ``PYTEST_DOCKERNET_SUBNET_SIZE``."""
+    return "PYTEST_DOCKERNET_" + key.upper()
+
+
+def ini_name(key: str) -> str:
+    """``subnet_size`` -> ``dockernet_subnet_size``."""
+    return "dockernet_" + key
+
+
+def _pick(
+    key: str, cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any]
+) -> tuple[Any, str] | None:
+    """The value of ``key`` from the first source that has one, and that source's name."""
+    if cli.get(key) not in (None, [], False):
+        return cli[key], option_name(key)
+    if env.get(env_name(key)) is not None:
+        return env[env_name(key)], env_name(key)
+    if ini.get(key) not in (None, "", []):
+        return ini[key], f"ini option {ini_name(key)}"
+    return None
+
+
+def _convert(value: Any, source: str, convert: Callable[[Any], T], expected: str) -> T:
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as exc:
+        detail = f" ({exc})" if str(exc) and "invalid literal" not in str(exc) else ""
+        raise SettingsError(f"{source}: {value!r} is not valid; expected {expected}{detail}") from None
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError("")
+
+
+def _to_pool_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(item) for item in value]
+
+
+def _to_timeout(value: Any) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError("it must be more than 0")
+    return seconds
+
+
+def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any]) -> Settings:
+    """Build :class:`Settings` from the three sources, keyed by setting name."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in ("prefix", "pool", "subnet_size", "keep", "lock_timeout"):
+        picked = _pick(key, cli, env, ini)
+        if picked is not None:
+            values[key], sources[key] = picked
+
+    settings = Settings()
+    if "prefix" in values:
+        prefix = str(values["prefix"])
+        problem = check_prefix(prefix)
+        if problem:
+            raise SettingsError(f"{sources['prefix']}: prefix {prefix!r} {problem}")
+        settings = replace(settings, prefix=prefix)
+    if "pool" in values:
+        try:
+            pools = parse_pools(_to_pool_list(values["pool"]))
+        except ValueError as exc:
+            raise SettingsError(f"{sources['pool']}: {exc}") from None
+        settings = replace(settings, pools=pools)
+    if "subnet_size" in values:
+        size = _convert(values["subnet_size"], sources["subnet_size"], int, "a prefix length such as 26")
+        settings = replace(settings, subnet_size=size)
+    if "keep" in values:
+        keep = _convert(values["keep"], sources["keep"], _to_bool, "one of 1/0, true/false, yes/no, on/off")
+        settings = replace(settings, keep=keep)
+    if "lock_timeout" in values:
+        timeout = _convert(
+            values["lock_timeout"], sources["lock_timeout"], _to_timeout, "a number of seconds above 0"
+        )
+        settings = replace(settings, lock_timeout=timeout)
+
+    problem = check_pools_fit(settings.pools, settings.subnet_size)
+    if problem:
+        where = sources.get("subnet_size") or sources.get("pool") or "defaults"
+        raise SettingsError(f"{where}: {problem}")
+    return settings

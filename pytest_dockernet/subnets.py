@@ -1,0 +1,194 @@
+"""Explicit, non-overlapping subnets for every network.
+
+Without ``--subnet`` the daemon picks a range itself, may overlap a network of the host,
+and runs out after a few dozen networks. So every network gets a subnet carved from the
+configured pools that overlaps nothing the engine already has (anyone's network) and no
+route of this host. Choosing and creating happen under a file lock shared by every
+process of this user that talks to the same engine; the engine stays the final arbiter.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import TypeVar
+
+import docker
+import docker.errors
+import filelock
+
+from .errors import LockTimeoutError, PoolExhaustedError
+
+log = logging.getLogger("pytest_dockernet")
+
+DEFAULT_POOLS = (IPv4Network("10.199.0.0/16"),)
+DEFAULT_SUBNET_SIZE = 26
+MIN_SUBNET_SIZE = 8
+MAX_SUBNET_SIZE = 29
+DEFAULT_LOCK_TIMEOUT = 60.0
+
+T = TypeVar("T")
+
+
+def parse_pool(text: str) -> IPv4Network:
+    """Parse one pool CIDR, raising ``ValueError`` with a message fit for a user."""
+    try:
+        return IPv4Network(text.strip())
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an IPv4 CIDR such as 10.199.0.0/16 ({exc})") from None
+
+
+def parse_pools(values: Iterable[str]) -> tuple[IPv4Network, ...]:
+    """Parse pools given as several values, each possibly comma-separated."""
+    pools = [parse_pool(part) for value in values for part in value.split(",") if part.strip()]
+    for i, pool in enumerate(pools):
+        for other in pools[i + 1 :]:
+            if pool.overlaps(other):
+                raise ValueError(f"pools {pool} and {other} overlap")
+    return tuple(pools)
+
+
+def check_pools_fit(pools: Sequence[IPv4Network], subnet_size: int) -> str | None:
+    """Return why ``/subnet_size`` networks cannot be carved from ``pools``, or None."""
+    if not MIN_SUBNET_SIZE <= subnet_size <= MAX_SUBNET_SIZE:
+        return f"the subnet size must be a prefix length from {MIN_SUBNET_SIZE} to {MAX_SUBNET_SIZE}"
+    for pool in pools:
+        if pool.prefixlen > subnet_size:
+            return f"pool {pool} cannot hold one /{subnet_size} network"
+    return None
+
+
+def host_routes(path: str = "/proc/net/route") -> list[IPv4Network]:
+    """The IPv4 routes of this host, except the default route (empty where unknown)."""
+    try:
+        with open(path) as table:
+            rows = table.read().splitlines()[1:]
+    except OSError:
+        return []
+    routes = []
+    for row in rows:
+        fields = row.split()
+        if len(fields) < 8:
+            continue
+        destination = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, "little"))
+        mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, "little"))
+        network = IPv4Network(f"{destination}/{mask}", strict=False)
+        if network.prefixlen:
+            routes.append(network)
+    return routes
+
+
+def engine_subnets(client: docker.DockerClient) -> list[IPv4Network]:
+    """The IPv4 subnets of every network the engine has, whoever made it."""
+    subnets = []
+    for network in client.api.networks():
+        for config in (network.get("IPAM") or {}).get("Config") or []:
+            try:
+                subnet = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+            except ValueError:
+                continue
+            if isinstance(subnet, IPv4Network):
+                subnets.append(subnet)
+    return subnets
+
+
+def free_subnets(
+    pools: Sequence[IPv4Network], subnet_size: int, taken: Iterable[IPv4Network]
+) -> Iterator[IPv4Network]:
+    """Yield the ``/subnet_size`` subnets of ``pools`` that overlap nothing in ``taken``."""
+    spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in taken)
+    starts = [start for start, _ in spans]
+    # Longest end among spans sorted up to each index: one bisect answers "any overlap?".
+    max_ends: list[int] = []
+    for _, end in spans:
+        max_ends.append(max(end, max_ends[-1]) if max_ends else end)
+    for pool in pools:
+        for candidate in pool.subnets(new_prefix=subnet_size):
+            first, last = int(candidate.network_address), int(candidate.broadcast_address)
+            index = bisect.bisect_right(starts, last)
+            if index and max_ends[index - 1] >= first:
+                continue
+            yield candidate
+
+
+def is_overlap_refusal(exc: docker.errors.APIError) -> bool:
+    """Whether the engine refused a network because its subnet overlaps another."""
+    return "overlap" in str(exc.explanation or exc).lower()
+
+
+class SubnetAllocator:
+    """Hands out subnets and creates networks on them, one process at a time.
+
+    ``create`` receives a free subnet and creates the network on the engine; when the
+    engine refuses it as overlapping (a network made past our lock, say from another
+    host sharing the engine), the next free subnet is tried.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        lock_file: Path,
+        pools: Sequence[IPv4Network] = DEFAULT_POOLS,
+        subnet_size: int = DEFAULT_SUBNET_SIZE,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        routes: Callable[[], list[IPv4Network]] = host_routes,
+    ) -> None:
+        problem = check_pools_fit(pools, subnet_size)
+        if problem:
+            raise ValueError(problem)
+        self.client = client
+        self.pools = tuple(pools)
+        self.subnet_size = subnet_size
+        self.lock_timeout = lock_timeout
+        self._lock = filelock.FileLock(str(lock_file), timeout=lock_timeout)
+        self._routes = routes
+
+    @property
+    def lock_file(self) -> str:
+        """Path of the lock file that serializes allocation on this engine."""
+        return str(self._lock.lock_file)
+
+    @property
+    def capacity(self) -> int:
+        """How many networks the pools can hold at once."""
+        return sum(2 ** (self.subnet_size - pool.prefixlen) for pool in self.pools)
+
+    def allocate(self, create: Callable[[IPv4Network], T]) -> tuple[T, IPv4Network]:
+        """Choose a free subnet and call ``create`` with it, under the lock."""
+        try:
+            self._lock.acquire()
+        except filelock.Timeout:
+            raise LockTimeoutError(
+                f"could not acquire the subnet lock {self.lock_file} within"
+                f" {self.lock_timeout:g} s: another process holds it"
+            ) from None
+        try:
+            taken = engine_subnets(self.client) + self._routes()
+            for subnet in free_subnets(self.pools, self.subnet_size, taken):
+                try:
+                    return create(subnet), subnet
+                except docker.errors.APIError as exc:
+                    if not is_overlap_refusal(exc):
+                        raise
+                    log.info("engine refused subnet %s as overlapping; trying the next", subnet)
+            raise PoolExhaustedError(self._exhausted_message(taken))
+        finally:
+            self._lock.release()
+
+    def _exhausted_message(self, taken: list[IPv4Network]) -> str:
+        pools = ", ".join(str(pool) for pool in self.pools)
+        in_use = sum(
+            1
+            for pool in self.pools
+            for sub in pool.subnets(new_prefix=self.subnet_size)
+            if any(sub.overlaps(t) for t in taken)
+        )
+        return (
+            f"subnet pool {pools} is exhausted: it holds {self.capacity} /{self.subnet_size}"
+            f" networks and {in_use} of them overlap networks or routes in use"
+            " (remove leftover networks, or widen --dockernet-pool / --dockernet-subnet-size)"
+        )

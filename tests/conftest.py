@@ -1,0 +1,52 @@
+"""Shared fixtures of the test suite, and the leak check that ends every run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
+from pytest_dockernet.cleanup import find_labelled
+from pytest_dockernet.images import import_busybox
+
+# Built from the host's static busybox (Debian: busybox-static): no registry is needed.
+TEST_IMAGE = os.environ.get("DOCKERNET_TEST_IMAGE", "dockernet-test/busybox:1")
+
+
+@pytest.fixture(scope="session")
+def image(docker_client: docker.DockerClient) -> str:
+    """The test image, imported once per engine even under xdist (a file lock guards it)."""
+    return import_busybox(docker_client, TEST_IMAGE)
+
+
+@pytest.fixture
+def manager(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkManager]:
+    """A core manager of a fresh run id of its own, closed after the test."""
+    created = NetworkManager.for_client(docker_client, RunIdentity(run=new_run_id(), worker="core"))
+    yield created
+    created.close()
+
+
+# Containers that look up a name which must NOT resolve use this upstream, so the
+# embedded DNS never forwards the query to the host's resolvers.
+NO_UPSTREAM_DNS = {"dns": ["127.0.0.1"]}
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when anything labelled by the plugin is left on the engine."""
+    if hasattr(session.config, "workerinput"):
+        return
+    try:
+        client = docker.from_env()
+        containers, networks = find_labelled(client)
+    except docker.errors.DockerException:
+        return
+    if containers or networks:
+        names = [c["Names"][0] for c in containers] + [n["Name"] for n in networks]
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"LEAK: resources labelled pytest-dockernet.run are left: {names}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,54 @@
+"""Settings precedence and validation: no engine needed."""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Network
+
+import pytest
+
+from pytest_dockernet.settings import Settings, SettingsError, resolve
+
+NONE: dict[str, object] = {}
+
+
+def test_defaults():
+    settings = resolve(NONE, {}, NONE)
+    assert settings == Settings()
+    assert settings.pools == (IPv4Network("10.199.0.0/16"),)
+    assert settings.subnet_size == 26
+    # The default pool holds far more networks than Docker's own default pool (~30).
+    assert 2 ** (settings.subnet_size - settings.pools[0].prefixlen) >= 500
+
+
+def test_cli_beats_environment_beats_ini():
+    cli = {"prefix": "cli"}
+    env = {"PYTEST_DOCKERNET_PREFIX": "env", "PYTEST_DOCKERNET_SUBNET_SIZE": "27"}
+    ini = {"prefix": "ini", "subnet_size": "28", "keep": "true"}
+    settings = resolve(cli, env, ini)
+    assert (settings.prefix, settings.subnet_size, settings.keep) == ("cli", 27, True)
+
+
+def test_several_pools_repeated_or_comma_separated():
+    settings = resolve({"pool": ["10.1.0.0/24,10.2.0.0/24", "10.3.0.0/24"]}, {}, NONE)
+    assert [str(p) for p in settings.pools] == ["10.1.0.0/24", "10.2.0.0/24", "10.3.0.0/24"]
+    assert resolve(NONE, {}, {"pool": ["10.4.0.0/24"]}).pools == (IPv4Network("10.4.0.0/24"),)
+
+
+@pytest.mark.parametrize(
+    ("cli", "env", "ini", "message"),
+    [
+        ({"pool": ["10.0.0.300/16"]}, {}, {}, "--dockernet-pool: '10.0.0.300/16' is not an IPv4 CIDR"),
+        ({"pool": ["10.0.0.1/16"]}, {}, {}, "has host bits set"),
+        ({"pool": ["10.0.0.0/16", "10.0.1.0/24"]}, {}, {}, "overlap"),
+        ({}, {"PYTEST_DOCKERNET_SUBNET_SIZE": "big"}, {}, "PYTEST_DOCKERNET_SUBNET_SIZE: 'big' is not valid"),
+        ({"subnet_size": "31"}, {}, {}, "--dockernet-subnet-size: the subnet size must be a prefix length"),
+        ({"pool": ["10.0.0.0/28"], "subnet_size": "24"}, {}, {}, "cannot hold one /24 network"),
+        ({}, {}, {"keep": "maybe"}, "ini option dockernet_keep: 'maybe' is not valid"),
+        ({"prefix": "bad prefix"}, {}, {}, "--dockernet-prefix: prefix 'bad prefix'"),
+        ({"lock_timeout": "-1"}, {}, {}, "--dockernet-lock-timeout: '-1' is not valid"),
+    ],
+)
+def test_bad_values_name_their_source(cli, env, ini, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        resolve(cli, env, ini)

@@ -1,0 +1,190 @@
+"""Subnet allocation: pure logic first, then against the real engine."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import subprocess
+import sys
+import time
+from ipaddress import IPv4Network
+
+import docker
+import pytest
+from docker.types import IPAMConfig, IPAMPool
+
+from pytest_dockernet import LockTimeoutError, NetworkManager, PoolExhaustedError
+from pytest_dockernet.subnets import SubnetAllocator, free_subnets, host_routes, parse_pools
+
+N = IPv4Network
+
+
+def test_free_subnets_skip_everything_taken():
+    pool = [N("10.0.0.0/24")]
+    taken = [N("10.0.0.0/26"), N("10.0.0.130/32"), N("0.0.0.0/1")]
+    # 0.0.0.0/1 covers the whole pool: nothing is free.
+    assert list(free_subnets(pool, 26, taken)) == []
+    assert list(free_subnets(pool, 26, taken[:2])) == [N("10.0.0.64/26"), N("10.0.0.192/26")]
+
+
+def test_free_subnets_across_several_pools():
+    pools = [N("10.0.0.0/25"), N("10.9.0.0/25")]
+    assert list(free_subnets(pools, 26, [N("10.0.0.0/26")])) == [
+        N("10.0.0.64/26"),
+        N("10.9.0.0/26"),
+        N("10.9.0.64/26"),
+    ]
+
+
+def test_a_larger_taken_network_before_a_small_one_still_counts():
+    taken = [N("10.0.0.0/16"), N("10.0.0.5/32")]
+    assert list(free_subnets([N("10.0.0.0/15")], 16, taken)) == [N("10.1.0.0/16")]
+
+
+def test_host_routes_are_read_without_the_default_route(tmp_path):
+    table = tmp_path / "route"
+    table.write_text(
+        "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+        "docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
+    )
+    assert host_routes(str(table)) == [N("192.0.2.0/24"), N("172.17.0.0/16")]
+    assert host_routes(str(tmp_path / "missing")) == []
+
+
+def test_parse_pools_rejects_overlaps_and_junk():
+    assert parse_pools(["10.1.0.0/16, 10.2.0.0/16"]) == (N("10.1.0.0/16"), N("10.2.0.0/16"))
+    with pytest.raises(ValueError, match="overlap"):
+        parse_pools(["10.1.0.0/16", "10.1.2.0/24"])
+    with pytest.raises(ValueError, match="not an IPv4 CIDR"):
+        parse_pools(["fd00::/64"])
+
+
+# ---- against the engine -------------------------------------------------------------
+
+POOL = N("10.198.0.0/24")  # a pool of its own, so other tests' networks never interfere
+
+
+@pytest.fixture
+def foreign_network(docker_client):
+    """Create unlabelled networks like another tool would; removed after the test."""
+    made = []
+
+    def create(subnet: IPv4Network) -> str:
+        ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=str(subnet))])
+        name = f"foreign-{time.monotonic_ns()}"
+        made.append(docker_client.api.create_network(name, driver="bridge", ipam=ipam)["Id"])
+        return str(made[-1])
+
+    yield create
+    for network_id in made:
+        docker_client.api.remove_network(network_id)
+
+
+def allocator(client, tmp_path, pool=POOL, size=26, **kwargs):
+    return SubnetAllocator(client, tmp_path / "subnets.lock", [pool], size, routes=lambda: [], **kwargs)
+
+
+def create_labelled(client):
+    def create(subnet):
+        ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=str(subnet))])
+        return client.api.create_network(f"alloc-{subnet.network_address}", ipam=ipam)["Id"]
+
+    return create
+
+
+def test_never_overlaps_a_network_someone_else_made(docker_client, tmp_path, foreign_network):
+    foreign_network(N("10.198.0.0/25"))
+    network_id, subnet = allocator(docker_client, tmp_path).allocate(create_labelled(docker_client))
+    try:
+        assert subnet == N("10.198.0.128/26")
+    finally:
+        docker_client.api.remove_network(network_id)
+
+
+def test_engine_refusal_moves_on_to_the_next_subnet(docker_client, tmp_path, foreign_network):
+    """Another host on a shared engine takes our subnet between our look and our create."""
+    attempts = []
+
+    def create(subnet):
+        if not attempts:
+            foreign_network(subnet)  # races us to it, past our lock
+        attempts.append(subnet)
+        return create_labelled(docker_client)(subnet)
+
+    network_id, subnet = allocator(docker_client, tmp_path).allocate(create)
+    try:
+        assert attempts == [N("10.198.0.0/26"), N("10.198.0.64/26")]
+        assert subnet == N("10.198.0.64/26")
+    finally:
+        docker_client.api.remove_network(network_id)
+
+
+def test_exhausted_pool_names_pool_size_and_use(docker_client, tmp_path, foreign_network):
+    foreign_network(N("10.198.0.0/25"))
+    small = allocator(docker_client, tmp_path, pool=N("10.198.0.0/25"), size=26)
+    with pytest.raises(PoolExhaustedError, match=r"10\.198\.0\.0/25.*holds 2 /26 networks and 2 of them"):
+        small.allocate(create_labelled(docker_client))
+
+
+def test_host_routes_are_avoided(docker_client, tmp_path):
+    routed = SubnetAllocator(
+        docker_client, tmp_path / "l", [POOL], 26, routes=lambda: [N("10.198.0.0/26"), N("10.198.0.70/32")]
+    )
+    network_id, subnet = routed.allocate(create_labelled(docker_client))
+    docker_client.api.remove_network(network_id)
+    assert subnet == N("10.198.0.128/26")
+
+
+def test_lock_timeout_names_the_lock_file(docker_client, tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "subnets.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        waiting = allocator(docker_client, tmp_path, lock_timeout=0.3)
+        with pytest.raises(LockTimeoutError, match=r"subnets\.lock within 0\.3 s"):
+            waiting.allocate(create_labelled(docker_client))
+        # A holder killed outright releases the lock with its process: no hang, no stale file.
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        network_id, _ = waiting.allocate(create_labelled(docker_client))
+        docker_client.api.remove_network(network_id)
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+LOCK_HOLDER = """
+import sys, time, filelock
+lock = filelock.FileLock(sys.argv[1])
+lock.acquire()
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_burst_of_100_networks_alive_at_once(docker_client):
+    manager = NetworkManager.for_client(docker_client, _identity("burst"))
+    try:
+        networks = [manager.create_network() for _ in range(100)]
+        assert len({n.name for n in networks}) == 100
+        assert len({n.id for n in networks}) == 100
+        for a, b in itertools.combinations(networks, 2):
+            assert not a.subnet.overlaps(b.subnet)
+        engine_view = {n["Id"] for n in docker_client.api.networks(filters={"label": "pytest-dockernet.run"})}
+        assert {n.id for n in networks} <= engine_view
+    finally:
+        assert manager.close() == []
+    assert manager.tally.networks_created == manager.tally.networks_removed == 100
+
+
+def _identity(worker):
+    from pytest_dockernet import RunIdentity, new_run_id
+
+    return RunIdentity(run=new_run_id(), worker=worker)
+
+
+def test_client_type(docker_client):
+    assert isinstance(docker_client, docker.DockerClient)
