@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DockernetError(Exception):
     """Base class of every error pytest-dockernet raises on purpose."""
@@ -37,3 +39,12 @@ class DockernetWarning(UserWarning):
 
 class CleanupWarning(DockernetWarning):
     """A network or container could not be removed; it was left on the engine."""
+
+
+def hide_frames_of_own_errors(excinfo: Any) -> bool:
+    """A pytest ``__tracebackhide__`` filter: hide the plugin's frames for its own errors.
+
+    The user then sees their test's line and one sentence; any other exception (a bug)
+    keeps the full traceback.
+    """
+    return bool(excinfo.errisinstance(DockernetError))

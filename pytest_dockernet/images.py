@@ -19,7 +19,7 @@ import filelock
 from docker.utils import parse_repository_tag
 
 from .engine import engine_key
-from .errors import ImageUnavailableError, LockTimeoutError
+from .errors import ImageUnavailableError, LockTimeoutError, hide_frames_of_own_errors
 from .statedir import default_state_dir, ensure_private_dir, lock_path
 
 log = logging.getLogger("pytest_dockernet")
@@ -60,6 +60,7 @@ def pull_image(client: docker.DockerClient, reference: str, *, state_dir: Path |
     Raises :class:`ImageUnavailableError` naming the image when it is neither present
     nor pullable.
     """
+    __tracebackhide__ = hide_frames_of_own_errors
     if image_present(client, reference):
         return
     with _locked(_image_lock(client, state_dir)):
@@ -114,6 +115,7 @@ def import_busybox(
     ``nslookup`` and more. Returns ``reference``. Debian installs a static busybox
     with ``apt-get install busybox-static``.
     """
+    __tracebackhide__ = hide_frames_of_own_errors
     if image_present(client, reference):
         return reference
     path = busybox or find_static_busybox()

@@ -12,6 +12,7 @@ import docker
 
 from .cleanup import CleanupFailure
 from .engine import engine_key
+from .errors import hide_frames_of_own_errors
 from .naming import RunIdentity
 from .network import Network
 from .statedir import default_state_dir, ensure_private_dir, lock_path
@@ -80,6 +81,7 @@ class NetworkManager:
         options: dict[str, str] | None = None,
     ) -> Network:
         """A new network on a free subnet (see :meth:`Network.create`)."""
+        __tracebackhide__ = hide_frames_of_own_errors
         network = Network.create(
             self.client,
             self.allocator,

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .errors import InvalidAliasError
+from .errors import InvalidAliasError, hide_frames_of_own_errors
 
 LABEL_PREFIX = "pytest-dockernet"
 LABEL_RUN = f"{LABEL_PREFIX}.run"
@@ -79,6 +79,7 @@ def sanitize_label_value(text: str) -> str:
 
 def validate_alias(alias: object) -> str:
     """Return ``alias`` if it is a valid DNS name, else raise :class:`InvalidAliasError`."""
+    __tracebackhide__ = hide_frames_of_own_errors
     if not isinstance(alias, str):
         raise InvalidAliasError(f"alias {alias!r} must be a string, not {type(alias).__name__}")
     labels = alias.split(".")
@@ -92,6 +93,7 @@ def validate_alias(alias: object) -> str:
 
 def normalize_aliases(alias: str | Sequence[str] | None) -> list[str]:
     """Turn the ``alias`` argument (one name, several, or None) into a validated list."""
+    __tracebackhide__ = hide_frames_of_own_errors
     if alias is None:
         return []
     if isinstance(alias, str):

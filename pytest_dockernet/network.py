@@ -15,7 +15,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from . import cleanup
 from .cleanup import CleanupFailure
-from .errors import DockernetError, ServiceStartError
+from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
 from .images import pull_image
 from .naming import RunIdentity, container_name, normalize_aliases
 from .service import Command, Service, logs_text
@@ -83,6 +83,7 @@ class Network:
         options: dict[str, str] | None = None,
     ) -> Network:
         """Create a labelled bridge network on a free subnet of the allocator's pools."""
+        __tracebackhide__ = hide_frames_of_own_errors
         name = identity.next_network_name()
 
         def create_on(subnet: IPv4Network) -> str:
@@ -122,6 +123,7 @@ class Network:
         The image is pulled when it is not present. Raises :class:`ServiceStartError`
         when the container cannot start or exits at once, with its last log lines.
         """
+        __tracebackhide__ = hide_frames_of_own_errors
         aliases = normalize_aliases(alias)
         self._check_kwargs(docker_kwargs)
         cname = self._claim_name(name or (aliases[0] if aliases else None))
@@ -176,6 +178,7 @@ class Network:
         return candidate
 
     def _create_container(self, image: str, create_args: dict[str, Any]) -> Any:
+        __tracebackhide__ = hide_frames_of_own_errors
         try:
             return self.client.containers.create(image, **create_args)
         except docker.errors.ImageNotFound:
@@ -184,6 +187,7 @@ class Network:
         return self.client.containers.create(image, **create_args)
 
     def _fail_exited(self, container_id: str, cname: str, image: str, state: dict[str, Any]) -> None:
+        __tracebackhide__ = hide_frames_of_own_errors
         try:
             logs = logs_text(self.client.api, container_id, EXIT_LOG_LINES).rstrip()
         except docker.errors.DockerException as exc:
@@ -213,6 +217,7 @@ class Network:
         network that was disconnected, it heals the partition, and with no
         ``aliases`` given its original aliases come back.
         """
+        __tracebackhide__ = hide_frames_of_own_errors
         names = normalize_aliases(aliases)
         if not names and service.network is self:
             names = service.aliases

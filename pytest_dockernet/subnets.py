@@ -21,7 +21,7 @@ import docker
 import docker.errors
 import filelock
 
-from .errors import LockTimeoutError, PoolExhaustedError
+from .errors import LockTimeoutError, PoolExhaustedError, hide_frames_of_own_errors
 
 log = logging.getLogger("pytest_dockernet")
 
@@ -159,6 +159,7 @@ class SubnetAllocator:
 
     def allocate(self, create: Callable[[IPv4Network], T]) -> tuple[T, IPv4Network]:
         """Choose a free subnet and call ``create`` with it, under the lock."""
+        __tracebackhide__ = hide_frames_of_own_errors
         try:
             self._lock.acquire()
         except filelock.Timeout:

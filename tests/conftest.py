@@ -23,7 +23,9 @@ def image(docker_client: docker.DockerClient) -> str:
 
 
 @pytest.fixture
-def manager(docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkManager]:
+def manager(
+    docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NetworkManager]:
     """A core manager of a fresh run id of its own, closed after the test."""
     created = NetworkManager.for_client(docker_client, RunIdentity(run=new_run_id(), worker="core"))
     yield created

@@ -38,7 +38,8 @@ def test_services_reach_each_other_by_alias(manager, image):
         result = client.exec(["wget", "-qO-", "http://www.internal:8080/"])
         assert "404 Not Found" in result.output
         assert server.exec(["ping", "-c1", "-W2", "client"]).ok
-        assert server.ip in net.subnet and client.ip in net.subnet
+        assert server.ip in net.subnet
+        assert client.ip in net.subnet
         assert server.ip != client.ip
         assert net.gateway == next(net.subnet.hosts())
         assert net.services == [server, client]
@@ -84,8 +85,12 @@ def test_exec_passes_stdin_and_returns_exit_code_and_output(manager, image):
         mixed = box.exec(["sh", "-c", "echo out; echo err >&2; exit 7"])
         # stdout and stderr are two pipes: their relative order is not guaranteed.
         assert (mixed.exit_code, sorted(mixed.output.splitlines())) == (7, ["err", "out"])
-        env = box.exec(["sh", "-c", "echo $GREETING; pwd; id -u"], environment={"GREETING": "hi"},
-                       workdir="/tmp", user="65534")
+        env = box.exec(
+            ["sh", "-c", "echo $GREETING; pwd; id -u"],
+            environment={"GREETING": "hi"},
+            workdir="/tmp",
+            user="65534",
+        )
         assert env.output.split() == ["hi", "/tmp", "65534"]
         # Without stdin the command sees an empty, closed input instead of hanging.
         assert box.exec(["cat"]).output == ""
@@ -102,7 +107,11 @@ def test_logs(manager, image):
 def test_environment_and_docker_kwargs_pass_through(manager, image):
     with manager.create_network() as net:
         box = net.run(image, SLEEP, environment={"MODE": "test"}, hostname="custom", working_dir="/tmp")
-        assert box.exec(["sh", "-c", "echo $MODE $(hostname) $(pwd)"]).output.split() == ["test", "custom", "/tmp"]
+        assert box.exec(["sh", "-c", "echo $MODE $(hostname) $(pwd)"]).output.split() == [
+            "test",
+            "custom",
+            "/tmp",
+        ]
 
 
 def test_connect_and_disconnect_a_service_of_another_network(manager, image):
@@ -110,7 +119,8 @@ def test_connect_and_disconnect_a_service_of_another_network(manager, image):
         roamer = home.run(image, SLEEP, alias="roamer")
         local = other.run(image, SLEEP, alias="local", **NO_UPSTREAM_DNS)
         ip = other.connect(roamer, aliases=["visitor"])
-        assert isinstance(ip, IPv4Address) and ip in other.subnet
+        assert isinstance(ip, IPv4Address)
+        assert ip in other.subnet
         assert local.exec(["nslookup", "visitor"]).ok
         assert not local.exec(["nslookup", "roamer"]).ok, "aliases are per network"
         other.disconnect(roamer)
@@ -160,7 +170,9 @@ def test_invalid_alias_is_named_and_nothing_starts(manager, image, docker_client
 def test_missing_command_names_container_and_image(manager, image, docker_client):
     net = manager.create_network()
     net.run(image, SLEEP, alias="fine")
-    with pytest.raises(ServiceStartError, match=r"-broken \(image '.*busybox.*', command \['no-such-binary'\]\)"):
+    with pytest.raises(
+        ServiceStartError, match=r"-broken \(image '.*busybox.*', command \['no-such-binary'\]\)"
+    ):
         net.run(image, ["no-such-binary"], alias="broken")
     manager.release(net)
     assert leftovers(docker_client, manager.identity.run) == []
@@ -192,8 +204,9 @@ def test_network_kwargs_are_refused(manager, image):
 
 def test_network_with_a_foreign_endpoint_is_force_disconnected(manager, image, docker_client):
     net = manager.create_network()
-    outsider = docker_client.containers.run(image, SLEEP, detach=True, network=net.id,
-                                            labels={LABEL_RUN: manager.identity.run})
+    outsider = docker_client.containers.run(
+        image, SLEEP, detach=True, network=net.id, labels={LABEL_RUN: manager.identity.run}
+    )
     try:
         assert manager.release(net) == []
         assert leftovers(docker_client, manager.identity.run) == [outsider.name and f"/{outsider.name}"]
@@ -219,17 +232,19 @@ def test_a_removal_the_engine_refuses_is_recorded_not_raised(manager, image, doc
         "500", explanation="driver btrfs failed to remove root filesystem: operation not permitted"
     )
     real_remove = docker_client.api.remove_container
-    with mock.patch.object(docker_client.api, "remove_container", side_effect=refusal):
-        failures = manager.release(net)
-    # The network still goes: its endpoint for the stuck container is forced out.
-    assert [f.kind for f in failures] == ["container"]
-    with pytest.raises(docker.errors.NotFound):
-        docker_client.api.inspect_network(net.id)
-    assert "btrfs failed to remove root filesystem" in str(failures[0])
-    assert box.name in str(failures[0])
-    with pytest.warns(CleanupWarning, match="could not remove container"):
-        assert warn_failures(failures[:1]) == []
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert warn_failures(failures[:1]) == failures[:1], "an error filter cannot make it raise"
-    real_remove(box.id, force=True)
+    try:
+        with mock.patch.object(docker_client.api, "remove_container", side_effect=refusal):
+            failures = manager.release(net)
+        # The network still goes: its endpoint for the stuck container is forced out.
+        assert [f.kind for f in failures] == ["container"]
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.api.inspect_network(net.id)
+        assert "btrfs failed to remove root filesystem" in str(failures[0])
+        assert box.name in str(failures[0])
+        with pytest.warns(CleanupWarning, match="could not remove container"):
+            assert warn_failures(failures[:1]) == []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert warn_failures(failures[:1]) == failures[:1], "an error filter cannot make it raise"
+    finally:
+        real_remove(box.id, force=True)

@@ -105,7 +105,7 @@ def test_never_overlaps_a_network_someone_else_made(docker_client, tmp_path, for
 
 def test_engine_refusal_moves_on_to_the_next_subnet(docker_client, tmp_path, foreign_network):
     """Another host on a shared engine takes our subnet between our look and our create."""
-    attempts = []
+    attempts: list[IPv4Network] = []
 
     def create(subnet):
         if not attempts:
@@ -142,7 +142,8 @@ def test_lock_timeout_names_the_lock_file(docker_client, tmp_path):
         [sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "subnets.lock")], stdout=subprocess.PIPE, text=True
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
         waiting = allocator(docker_client, tmp_path, lock_timeout=0.3)
         with pytest.raises(LockTimeoutError, match=r"subnets\.lock within 0\.3 s"):
             waiting.allocate(create_labelled(docker_client))

@@ -1,0 +1,296 @@
+"""The plugin seen from a user's test suite: real pytest sessions (pytester) on the real engine."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+from ipaddress import IPv4Network
+
+import pytest
+from conftest import TEST_IMAGE
+
+from pytest_dockernet.cleanup import find_labelled
+from pytest_dockernet.naming import LABEL_KEEP
+
+RUN_LINE = re.compile(
+    r"run ([0-9a-f]{8}): created (\d+) networks and (\d+) containers; removed (\d+) networks"
+)
+
+
+def run_id(result: pytest.RunResult) -> str:
+    match = RUN_LINE.search(result.stdout.str())
+    assert match, result.stdout.str()
+    return match.group(1)
+
+
+def leftovers(client, run):
+    containers, networks = find_labelled(client, run)
+    return [c["Names"][0] for c in containers] + [n["Name"] for n in networks]
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, image: str) -> pytest.Pytester:
+    """A pytester whose tests can use ``IMAGE`` (the locally built busybox)."""
+    pytester.makeconftest(f"IMAGE = {TEST_IMAGE!r}\n")
+    return pytester
+
+
+def test_fixtures_give_isolated_networks(suite, docker_client):
+    suite.makepyfile(
+        """
+        from ipaddress import IPv4Address, IPv4Network
+        from conftest import IMAGE
+        from pytest_dockernet import Network
+
+        SLEEP = ["sleep", "300"]
+
+        def test_network(docker_network):
+            assert isinstance(docker_network, Network)
+            assert isinstance(docker_network.subnet, IPv4Network)
+            assert isinstance(docker_network.gateway, IPv4Address)
+            server = docker_network.run(IMAGE, ["httpd", "-f", "-p", "8080", "-h", "/www"], alias="web")
+            client = docker_network.run(IMAGE, SLEEP, alias="client")
+            result = client.exec(["wget", "-qO-", "http://web:8080/"])
+            assert "404" in result.output, result
+            assert docker_network.services == [server, client]
+
+        def test_worker_network_is_shared(docker_worker_network, request):
+            request.config.cache.set("first", docker_worker_network.id)
+
+        def test_worker_network_is_shared_again(docker_worker_network, request):
+            assert request.config.cache.get("first", None) == docker_worker_network.id
+
+        def test_factory(docker_network_factory, docker_client):
+            plain = docker_network_factory()
+            cut_off = docker_network_factory(internal=True, labels={"purpose": "x"},
+                                             options={"com.docker.network.driver.mtu": "1400"})
+            info = docker_client.api.inspect_network(cut_off.id)
+            assert info["Internal"] and info["Labels"]["purpose"] == "x"
+            assert info["Options"]["com.docker.network.driver.mtu"] == "1400"
+            assert plain.id != cut_off.id and not plain.subnet.overlaps(cut_off.subnet)
+            assert info["Labels"]["pytest-dockernet.test"].endswith("::test_factory")
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        [
+            "*pytest-dockernet*",
+            "run *: created 4 networks and 2 containers; removed 4 networks and 2 containers",
+        ]
+    )
+    assert leftovers(docker_client, run_id(result)) == []
+
+
+def test_xdist_workers_never_collide(suite, docker_client):
+    """Each test makes a network and two services; under -n 2 nothing is shared or overlaps."""
+    suite.makepyfile(
+        """
+        import json, os
+        import pytest
+        from conftest import IMAGE
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_pair(docker_network, docker_worker_network, docker_client, n, worker_id):
+            a = docker_network.run(IMAGE, ["sleep", "300"], alias="a")
+            b = docker_network.run(IMAGE, ["sleep", "300"], alias="b")
+            assert a.exec(["ping", "-c1", "-W2", "b"]).exit_code == 0
+            # What the engine holds for this run right now: both workers' networks.
+            run = docker_network.name.split("-")[1]
+            alive = docker_client.api.networks(filters={"label": f"pytest-dockernet.run={run}"})
+            record = {"network": docker_network.name, "containers": [a.name, b.name], "worker": worker_id,
+                      "alive": [n["IPAM"]["Config"][0]["Subnet"] for n in alive]}
+            with open(f"record-{n}.json", "w") as out:
+                json.dump(record, out)
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=8)
+    records = [json.loads(p.read_text()) for p in suite.path.glob("record-*.json")]
+    assert len(records) == 8
+    assert {r["worker"] for r in records} == {"gw0", "gw1"}
+    assert len({r["network"] for r in records}) == 8
+    assert len({c for r in records for c in r["containers"]}) == 16
+    run = run_id(result)
+    assert all(r["network"].startswith(f"dockernet-{run}-gw") for r in records)
+    # Subnets are reused once a network is gone; networks alive together never overlap.
+    assert max(len(r["alive"]) for r in records) >= 3
+    for record in records:
+        for a, b in itertools.combinations(map(IPv4Network, record["alive"]), 2):
+            assert not a.overlaps(b)
+    # The controller sums what the workers report.
+    result.stdout.fnmatch_lines(
+        ["run *: created 10 networks and 16 containers; removed 10 networks and 16 containers"]
+    )
+    assert leftovers(docker_client, run) == []
+
+
+def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+
+        def test_one(docker_network):
+            docker_network.run(IMAGE, ["sleep", "300"], alias="kept")
+        """
+    )
+    result = suite.runpytest_subprocess("--dockernet-keep")
+    result.assert_outcomes(passed=1)
+    run = run_id(result)
+    result.stdout.fnmatch_lines(
+        ["kept 1 networks with their containers (--dockernet-keep): dockernet-*", "remove them with:"]
+    )
+    containers, networks = find_labelled(docker_client, run)
+    assert len(containers) == 1
+    assert len(networks) == 1
+    assert networks[0]["Labels"][LABEL_KEEP] == "1"
+    command = result.stdout.lines[result.stdout.lines.index("remove them with:") + 1].strip()
+    subprocess.run(command, shell=True, check=True, capture_output=True)
+    assert leftovers(docker_client, run) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "ini", "message"),
+    [
+        (["--dockernet-pool", "10.0.0.300/16"], "", "--dockernet-pool: '10.0.0.300/16' is not an IPv4 CIDR*"),
+        (["--dockernet-subnet-size", "40"], "", "--dockernet-subnet-size: the subnet size must be*"),
+        (
+            ["--dockernet-pool", "10.0.0.0/28", "--dockernet-subnet-size", "24"],
+            "",
+            "*cannot hold one /24 network*",
+        ),
+        (["--dockernet-prefix", "no spaces"], "", "--dockernet-prefix: prefix 'no spaces' must start*"),
+        ([], "dockernet_keep = perhaps", "ini option dockernet_keep: 'perhaps' is not valid*"),
+        ([], "dockernet_pool = 10.0.0.0/8 10.1.0.0/16", "ini option dockernet_pool: pools * overlap"),
+    ],
+)
+def test_bad_options_are_usage_errors(suite, args, ini, message):
+    if ini:
+        suite.makeini(f"[pytest]\n{ini}\n")
+    suite.makepyfile("def test_never_runs(docker_network): pass")
+    result = suite.runpytest_subprocess(*args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: pytest-dockernet: {message}"])
+
+
+def test_no_engine_gives_one_clear_error_per_test(suite, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    suite.makepyfile(
+        """
+        def test_a(docker_network): pass
+        def test_b(docker_worker_network): pass
+        def test_c(): pass
+        """
+    )
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=2)
+    output = result.stdout.str()
+    assert output.count("no Docker engine answers at unix:///nonexistent/docker.sock") >= 2
+    assert "sudo systemctl start docker" in output
+    assert "Traceback" not in output
+    assert "urllib3" not in output
+
+
+def test_pool_exhausted_fails_the_test_naming_the_pool(suite, docker_client):
+    suite.makepyfile(
+        """
+        def test_two_networks(docker_network_factory):
+            docker_network_factory()
+            docker_network_factory()
+        """
+    )
+    result = suite.runpytest_subprocess("--dockernet-pool", "10.197.0.0/26", "--dockernet-subnet-size", "26")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*subnet pool 10.197.0.0/26 is exhausted: it holds 1 /26 networks and 1 of them*"]
+    )
+    assert leftovers(docker_client, run_id(result)) == []
+
+
+def test_bad_service_shows_one_clear_message_and_cleans_up(suite, docker_client):
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+
+        def test_crash(docker_network):
+            docker_network.run(IMAGE, ["sleep", "300"], alias="ok")
+            docker_network.run(IMAGE, ["sh", "-c", "echo no config >&2; exit 2"], alias="crash")
+
+        def test_missing_image(docker_network):
+            docker_network.run("127.0.0.1:9/nothing:0")
+        """
+    )
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "E *ServiceStartError: container dockernet-*-crash (image *) exited at once with status 2;*",
+            "E *no config",
+            "E *ImageUnavailableError: image '127.0.0.1:9/nothing:0' is neither present on the engine nor pullable*",
+        ],
+        consecutive=False,
+    )
+    assert "pytest_dockernet/network.py" not in result.stdout.str(), "internals are hidden from tracebacks"
+    assert leftovers(docker_client, run_id(result)) == []
+
+
+FAILING_REMOVAL_CONFTEST = """
+import docker.errors
+import pytest
+from pytest_dockernet import cleanup
+
+IMAGE = {image!r}
+real_remove = cleanup.remove_container
+
+# The CircleCI fault (a storage driver that cannot remove a root filesystem) cannot be
+# produced on this engine, so it is injected here: removing a container named *stuck fails.
+@pytest.fixture(autouse=True)
+def stuck_removal(monkeypatch):
+    def remove(client, container_id, name):
+        if name.endswith("-stuck"):
+            return cleanup.CleanupFailure("container", container_id, name, "driver btrfs failed to remove root filesystem")
+        return real_remove(client, container_id, name)
+    monkeypatch.setattr(cleanup, "remove_container", remove)
+"""
+
+
+@pytest.mark.parametrize("warning_filter", [[], ["-W", "error::pytest_dockernet.CleanupWarning"]])
+def test_failed_removal_warns_and_never_changes_the_outcome(suite, docker_client, warning_filter):
+    suite.makeconftest(FAILING_REMOVAL_CONFTEST.format(image=TEST_IMAGE))
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+
+        def test_passes(docker_network):
+            docker_network.run(IMAGE, ["sleep", "300"], alias="stuck")
+
+        def test_fails(docker_network):
+            docker_network.run(IMAGE, ["sleep", "300"], alias="stuck")
+            assert False, "the test's own failure"
+        """
+    )
+    result = suite.runpytest_subprocess(*warning_filter)
+    run = run_id(result)
+    try:
+        result.assert_outcomes(passed=1, failed=1)
+        result.stdout.fnmatch_lines(["*the test's own failure*"])
+        if not warning_filter:
+            result.stdout.fnmatch_lines(
+                ["*CleanupWarning: could not remove container dockernet-*-stuck*btrfs*"]
+            )
+        result.stdout.fnmatch_lines(
+            [
+                "left behind 2 resources that could not be removed:",
+                "  could not remove container dockernet-*-stuck*",
+            ]
+        )
+    finally:
+        subprocess.run(
+            f"docker ps -aq --filter label=pytest-dockernet.run={run} | xargs -r docker rm -f",
+            shell=True,
+            check=True,
+            capture_output=True,
+        )
+    assert leftovers(docker_client, run) == []
