@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from ipaddress import IPv4Address
 from unittest import mock
@@ -181,13 +182,24 @@ def test_missing_command_names_container_and_image(manager, image, docker_client
 def test_container_exiting_at_once_shows_its_logs(manager, image, docker_client):
     net = manager.create_network()
     with pytest.raises(ServiceStartError) as excinfo:
-        net.run(image, ["sh", "-c", "echo config file missing >&2; exit 3"], alias="crashy")
+        net.run(image, ["sh", "-c", "echo config file missing >&2; exit 3"], alias="crashy", min_uptime=10)
     message = str(excinfo.value)
     assert f"{net.name}-crashy" in message
     assert "exited at once with status 3" in message
     assert "config file missing" in message
     manager.release(net)
     assert leftovers(docker_client, manager.identity.run) == []
+
+
+def test_min_uptime_returns_at_once_for_a_crash_and_waits_for_a_healthy_service(manager, image):
+    with manager.create_network() as net:
+        started = time.monotonic()
+        with pytest.raises(ServiceStartError, match="exited at once with status 5"):
+            net.run(image, ["sh", "-c", "sleep 0.3; exit 5"], min_uptime=30)
+        assert time.monotonic() - started < 10
+        started = time.monotonic()
+        net.run(image, SLEEP, min_uptime=0.5)
+        assert time.monotonic() - started >= 0.5
 
 
 def test_network_kwargs_are_refused(manager, image):
@@ -248,3 +260,20 @@ def test_a_removal_the_engine_refuses_is_recorded_not_raised(manager, image, doc
             assert warn_failures(failures[:1]) == failures[:1], "an error filter cannot make it raise"
     finally:
         real_remove(box.id, force=True)
+
+
+def test_run_many_starts_services_concurrently_in_order(manager, image, docker_client):
+    net = manager.create_network()
+    services = net.run_many([{"image": image, "command": SLEEP, "alias": alias} for alias in ("a", "b", "c")])
+    assert [s.aliases for s in services] == [["a"], ["b"], ["c"]]
+    assert services[0].exec(["ping", "-c1", "-W2", "c"]).ok
+    with pytest.raises(ServiceStartError, match="-bad"):
+        net.run_many(
+            [
+                {"image": image, "command": SLEEP, "alias": "good"},
+                {"image": image, "command": ["sh", "-c", "exit 4"], "alias": "bad", "min_uptime": 10},
+            ]
+        )
+    assert len(net.services) == 4, "the one that started is kept for teardown"
+    assert manager.release(net) == []
+    assert leftovers(docker_client, manager.identity.run) == []

@@ -216,7 +216,7 @@ def test_bad_service_shows_one_clear_message_and_cleans_up(suite, docker_client)
 
         def test_crash(docker_network):
             docker_network.run(IMAGE, ["sleep", "300"], alias="ok")
-            docker_network.run(IMAGE, ["sh", "-c", "echo no config >&2; exit 2"], alias="crash")
+            docker_network.run(IMAGE, ["sh", "-c", "echo no config >&2; exit 2"], alias="crash", min_uptime=10)
 
         def test_missing_image(docker_network):
             docker_network.run("127.0.0.1:9/nothing:0")
