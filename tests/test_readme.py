@@ -1,0 +1,46 @@
+"""The README's Python examples run as written (with the local test image for busybox:stable)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEST_IMAGE
+
+README = Path(__file__).resolve().parent.parent / "README.rst"
+BLOCK = re.compile(r"\.\. code-block:: python\n\n((?:(?:[ ]{4,}.*)?\n)+)")
+
+
+def python_blocks() -> list[str]:
+    text = README.read_text()
+    blocks = []
+    for match in BLOCK.finditer(text):
+        lines = match.group(1).splitlines()
+        indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+        code = "\n".join(line[indent:] for line in lines)
+        blocks.append(code.replace("busybox:stable", TEST_IMAGE))
+    return blocks
+
+
+TEST_BLOCKS = [block for block in python_blocks() if "def test_" in block]
+SCRIPT_BLOCKS = [block for block in python_blocks() if "def test_" not in block]
+
+
+def test_the_readme_has_examples():
+    assert len(TEST_BLOCKS) >= 6
+    assert len(SCRIPT_BLOCKS) >= 1
+
+
+def test_readme_test_examples_pass(pytester: pytest.Pytester, image: str) -> None:
+    for number, block in enumerate(TEST_BLOCKS):
+        pytester.makepyfile(**{f"test_readme_{number}": block})
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=sum(block.count("def test_") for block in TEST_BLOCKS))
+
+
+@pytest.mark.parametrize("block", SCRIPT_BLOCKS)
+def test_readme_script_examples_run(block: str, image: str) -> None:
+    subprocess.run([sys.executable, "-c", block], check=True, timeout=120)
