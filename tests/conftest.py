@@ -37,6 +37,7 @@ def manager(
 NO_UPSTREAM_DNS = {"dns": ["127.0.0.1"]}
 
 
+@pytest.hookimpl(trylast=True)  # after session-scoped fixtures (worker networks) are torn down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when anything labelled by the plugin is left on the engine."""
     if hasattr(session.config, "workerinput"):
