@@ -277,3 +277,14 @@ def test_run_many_starts_services_concurrently_in_order(manager, image, docker_c
     assert len(net.services) == 4, "the one that started is kept for teardown"
     assert manager.release(net) == []
     assert leftovers(docker_client, manager.identity.run) == []
+
+
+def test_disconnect_and_heal_an_own_service_brings_its_aliases_back(manager, image):
+    with manager.create_network() as net:
+        node = net.run(image, SLEEP, alias=["node", "leader"])
+        peer = net.run(image, SLEEP, alias="peer", **NO_UPSTREAM_DNS)
+        net.disconnect(node)
+        assert not peer.exec(["nslookup", "leader"]).ok
+        assert net.connect(node) in net.subnet
+        assert peer.exec(["nslookup", "leader"]).ok
+        assert peer.exec(["nslookup", "node"]).ok
