@@ -16,7 +16,7 @@ from .errors import DockernetError
 from .manager import NetworkManager, Tally
 from .naming import LABEL_RUN, RunIdentity, new_run_id
 from .network import Network
-from .settings import HELP, Settings, SettingsError, ini_name, option_name, resolve
+from .settings import HELP, SETTING_KEYS, Settings, SettingsError, ini_name, option_name, resolve
 
 RUN_INPUT_KEY = "dockernet_run"
 TALLY_OUTPUT_KEY = "dockernet_tally"
@@ -48,16 +48,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    keys = ("prefix", "pool", "subnet_size", "keep", "lock_timeout")
-    cli = {key: config.getoption(option_name(key)) for key in keys}
-    ini = {key: config.getini(ini_name(key)) for key in keys}
+    cli = {key: config.getoption(option_name(key)) for key in SETTING_KEYS}
+    ini = {key: config.getini(ini_name(key)) for key in SETTING_KEYS}
     try:
         settings = resolve(cli, os.environ, ini)
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-dockernet: {exc}") from None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     identity = RunIdentity(
-        run=workerinput[RUN_INPUT_KEY] if workerinput else new_run_id(),
+        run=(workerinput or {}).get(RUN_INPUT_KEY) or new_run_id(),
         worker=workerinput["workerid"] if workerinput else "main",
         prefix=settings.prefix,
         keep=settings.keep,

@@ -24,6 +24,7 @@ HELP = {
     "keep": "keep networks and containers after the tests, for debugging; prints how to remove them",
     "lock_timeout": f"seconds to wait for the subnet allocation lock (default: {DEFAULT_LOCK_TIMEOUT:g})",
 }
+SETTING_KEYS = ("prefix", "pool", "subnet_size", "keep", "lock_timeout")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -103,7 +104,7 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
     """Build :class:`Settings` from the three sources, keyed by setting name."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    for key in ("prefix", "pool", "subnet_size", "keep", "lock_timeout"):
+    for key in SETTING_KEYS:
         picked = _pick(key, cli, env, ini)
         if picked is not None:
             values[key], sources[key] = picked
