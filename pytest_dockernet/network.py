@@ -13,6 +13,8 @@ from typing import Any
 import docker
 import docker.errors
 import requests
+from docker.models import containers as docker_containers
+from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
 from . import cleanup
@@ -146,20 +148,21 @@ class Network:
             **docker_kwargs,
         )
         container = self._create_container(image, create_args)
+        container_id = str(container.id)
         try:
             container.start()
             if min_uptime > 0:
-                self._watch_for_exit(container.id, min_uptime)
+                self._watch_for_exit(container_id, min_uptime)
             container.reload()
         except docker.errors.APIError as exc:
-            self._discard(container.id, cname)
+            self._discard(container_id, cname)
             raise ServiceStartError(
                 f"container {cname} (image {image!r}, command {command!r}) could not start:"
                 f" {exc.explanation or exc}"
             ) from None
         state = container.attrs.get("State", {})
         if not state.get("Running"):
-            self._fail_exited(container.id, cname, image, state)
+            self._fail_exited(container_id, cname, image, state)
         service = Service(self, container, aliases, self._ip_of(container.attrs))
         with self._lock:
             self.services.append(service)
@@ -215,14 +218,23 @@ class Network:
             self._names.add(candidate)
         return candidate
 
-    def _create_container(self, image: str, create_args: dict[str, Any]) -> Any:
+    def _create_container(self, image: str, create_args: dict[str, Any]) -> Container:
         __tracebackhide__ = hide_frames_of_own_errors
         try:
-            return self.client.containers.create(image, **create_args)
+            return self._create_container_once(image, create_args)
         except docker.errors.ImageNotFound:
             pass
         pull_image(self.client, image)
-        return self.client.containers.create(image, **create_args)
+        return self._create_container_once(image, create_args)
+
+    def _create_container_once(self, image: str, create_args: dict[str, Any]) -> Container:
+        # What ``containers.create`` does, minus its inspect: run() inspects after start anyway.
+        # _create_container_args is docker-py's own (private, stable since 2.0) translation
+        # of ``containers.run`` arguments, so docker_kwargs mean exactly what they mean there.
+        kwargs = dict(create_args, image=image, version=self.client.api.api_version)
+        args = docker_containers._create_container_args(kwargs)  # type: ignore[attr-defined]
+        response = self.client.api.create_container(**args)
+        return self.client.containers.prepare_model({"Id": response["Id"]})
 
     def _fail_exited(self, container_id: str, cname: str, image: str, state: dict[str, Any]) -> None:
         __tracebackhide__ = hide_frames_of_own_errors
