@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from .naming import LABEL_RUN
 log = logging.getLogger("pytest_dockernet")
 
 MAX_PARALLEL_REMOVALS = 8
+FORCE_REMOVE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def remove_container(client: docker.DockerClient, container_id: str, name: str) 
     except docker.errors.NotFound:
         pass
     except Exception as exc:  # noqa: BLE001 - any failure is reported, none may escape
+        if "already in progress" in _reason(exc):
+            return None  # the reaper, or a concurrent teardown, is removing it
         return CleanupFailure("container", container_id, name, _reason(exc))
     log.debug("removed container %s", name)
     return None
@@ -97,17 +101,24 @@ def remove_network(client: docker.DockerClient, network_id: str, name: str) -> C
 
 
 def _force_remove_network(client: docker.DockerClient, network_id: str, name: str) -> CleanupFailure | None:
-    try:
-        endpoints = client.api.inspect_network(network_id).get("Containers") or {}
-        for container_id in endpoints:
-            with contextlib.suppress(docker.errors.NotFound):
-                client.api.disconnect_container_from_network(container_id, network_id, force=True)
-        client.api.remove_network(network_id)
-    except docker.errors.NotFound:
+    # A container another process is removing right now cannot be disconnected ("marked
+    # for removal"), but it is gone a moment later: try a few times.
+    for attempt in range(FORCE_REMOVE_ATTEMPTS):
+        try:
+            endpoints = client.api.inspect_network(network_id).get("Containers") or {}
+            for container_id in endpoints:
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.api.disconnect_container_from_network(container_id, network_id, force=True)
+            client.api.remove_network(network_id)
+        except docker.errors.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            if attempt + 1 == FORCE_REMOVE_ATTEMPTS:
+                return CleanupFailure("network", network_id, name, _reason(exc))
+            time.sleep(0.2)
+            continue
+        log.debug("removed network %s after disconnecting %d endpoints", name, len(endpoints))
         return None
-    except Exception as exc:  # noqa: BLE001
-        return CleanupFailure("network", network_id, name, _reason(exc))
-    log.debug("removed network %s after disconnecting %d endpoints", name, len(endpoints))
     return None
 
 

@@ -29,6 +29,8 @@ class Tally:
     containers_removed: int = 0
     kept: list[str] = field(default_factory=list)
     failures: list[CleanupFailure] = field(default_factory=list)
+    swept_runs: list[str] = field(default_factory=list)
+    swept: int = 0
 
 
 class NetworkManager:

@@ -23,6 +23,7 @@ LABEL_PREFIX = "pytest-dockernet"
 LABEL_RUN = f"{LABEL_PREFIX}.run"
 LABEL_WORKER = f"{LABEL_PREFIX}.worker"
 LABEL_PID = f"{LABEL_PREFIX}.pid"
+LABEL_ROOT_PID = f"{LABEL_PREFIX}.root-pid"
 LABEL_HOST = f"{LABEL_PREFIX}.host"
 LABEL_TEST = f"{LABEL_PREFIX}.test"
 LABEL_KEEP = f"{LABEL_PREFIX}.keep"
@@ -106,17 +107,22 @@ class RunIdentity:
     """Who creates resources: the run, the xdist worker and the process.
 
     ``run`` is shared by every xdist worker of one pytest run; ``worker`` is the xdist
-    worker id (``gw0``...) or ``main``. The counter makes names unique in a process.
+    worker id (``gw0``...) or ``main``; ``root_pid`` is the run's first process (the xdist
+    controller), which the reaper watches. The counter makes names unique in a process.
     """
 
     run: str
     worker: str = "main"
     prefix: str = DEFAULT_PREFIX
     pid: int = field(default_factory=os.getpid)
+    root_pid: int = 0
     host: str = field(default_factory=socket.gethostname)
     keep: bool = False
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self.root_pid = self.root_pid or self.pid
 
     def next_network_name(self) -> str:
         """A network name that no other run, worker or call has produced."""
@@ -133,6 +139,7 @@ class RunIdentity:
                 LABEL_RUN: self.run,
                 LABEL_WORKER: self.worker,
                 LABEL_PID: str(self.pid),
+                LABEL_ROOT_PID: str(self.root_pid),
                 LABEL_HOST: sanitize_label_value(self.host),
             }
         )

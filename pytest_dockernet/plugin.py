@@ -5,20 +5,23 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 import docker
 import pytest
 
-from . import engine
+from . import engine, reaper, runs
 from .cleanup import CleanupFailure, warn_failures
 from .errors import DockernetError
 from .manager import NetworkManager, Tally
-from .naming import LABEL_RUN, RunIdentity, new_run_id
+from .naming import RunIdentity, new_run_id
 from .network import Network
 from .settings import HELP, SETTING_KEYS, Settings, SettingsError, ini_name, option_name, resolve
+from .statedir import default_state_dir, ensure_private_dir
 
 RUN_INPUT_KEY = "dockernet_run"
+ROOT_PID_INPUT_KEY = "dockernet_root_pid"
 TALLY_OUTPUT_KEY = "dockernet_tally"
 
 
@@ -42,13 +45,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(option_name("subnet_size"), metavar="N", help=HELP["subnet_size"])
     group.addoption(option_name("keep"), action="store_true", default=None, help=HELP["keep"])
     group.addoption(option_name("lock_timeout"), metavar="SECONDS", help=HELP["lock_timeout"])
-    for key in ("prefix", "subnet_size", "keep", "lock_timeout"):
+    group.addoption(
+        "--dockernet-no-sweep", dest="dockernet_sweep", action="store_false", default=None, help=HELP["sweep"]
+    )
+    for key in ("prefix", "subnet_size", "keep", "lock_timeout", "sweep"):
         parser.addini(ini_name(key), HELP[key])
     parser.addini(ini_name("pool"), HELP["pool"], type="args")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    cli = {key: config.getoption(option_name(key)) for key in SETTING_KEYS}
+    cli = {key: config.getoption("dockernet_" + key) for key in SETTING_KEYS}
     ini = {key: config.getini(ini_name(key)) for key in SETTING_KEYS}
     try:
         settings = resolve(cli, os.environ, ini)
@@ -57,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     identity = RunIdentity(
         run=(workerinput or {}).get(RUN_INPUT_KEY) or new_run_id(),
+        root_pid=(workerinput or {}).get(ROOT_PID_INPUT_KEY) or os.getpid(),
         worker=workerinput["workerid"] if workerinput else "main",
         prefix=settings.prefix,
         keep=settings.keep,
@@ -74,7 +81,9 @@ class XdistHooks:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[RUN_INPUT_KEY] = self.config.stash[state_key].identity.run
+        identity = self.config.stash[state_key].identity
+        node.workerinput[RUN_INPUT_KEY] = identity.run
+        node.workerinput[ROOT_PID_INPUT_KEY] = identity.root_pid
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -111,8 +120,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         total.containers_removed += tally.containers_removed
         total.kept.extend(tally.kept)
         total.failures.extend(tally.failures)
+        total.swept_runs.extend(tally.swept_runs)
+        total.swept += tally.swept
     write = terminalreporter.write_line
     terminalreporter.section("pytest-dockernet")
+    if total.swept_runs:
+        write(
+            f"swept {total.swept} resources left by {len(total.swept_runs)} dead runs"
+            f" ({', '.join(total.swept_runs)}) before starting"
+        )
     write(
         f"run {run}: created {total.networks_created} networks and {total.containers_created}"
         f" containers; removed {total.networks_removed} networks and {total.containers_removed}"
@@ -134,11 +150,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 def removal_command(run: str) -> str:
     """One shell command that removes every resource of ``run``, containers first."""
-    label = f"label={LABEL_RUN}={run}"
-    return (
-        f"docker ps -aq --filter {label} | xargs -r docker rm -f;"
-        f" docker network ls -q --filter {label} | xargs -r docker network rm"
-    )
+    return f"pytest-dockernet prune --run {run}"
 
 
 def _state(config: pytest.Config) -> PluginState:
@@ -177,17 +189,37 @@ def dockernet_manager(
     state = _state(pytestconfig)
     settings = state.settings
     try:
-        state.manager = NetworkManager.for_client(
+        state_dir = ensure_private_dir(default_state_dir())
+        manager = NetworkManager.for_client(
             docker_client,
             state.identity,
             pools=settings.pools,
             subnet_size=settings.subnet_size,
             lock_timeout=settings.lock_timeout,
+            state_dir=state_dir,
         )
     except DockernetError as exc:
         _fail(exc)
-    yield state.manager
-    _report(state.manager.close())
+    state.manager = manager
+    if not settings.keep:
+        _guard_run(manager, state_dir, sweep_first=settings.sweep)
+    yield manager
+    _report(manager.close())
+
+
+def _guard_run(manager: NetworkManager, state_dir: Path, *, sweep_first: bool) -> None:
+    """Once per run: sweep what dead runs left, then start the run's reaper."""
+
+    def sweep_dead_runs() -> None:
+        report = runs.sweep(manager.client, runs.dead_runs(manager.client))
+        manager.tally.swept_runs.extend(report.runs)
+        manager.tally.swept += report.removed
+        manager.tally.failures.extend(report.failures)
+
+    identity = manager.identity
+    reaper.ensure_reaper(
+        identity.run, identity.root_pid, state_dir, before_start=sweep_dead_runs if sweep_first else None
+    )
 
 
 def _new_network(manager: NetworkManager, test: str | None, **kwargs: Any) -> Network:

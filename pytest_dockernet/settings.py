@@ -23,8 +23,10 @@ HELP = {
     "subnet_size": f"prefix length of each network's subnet (default: {DEFAULT_SUBNET_SIZE})",
     "keep": "keep networks and containers after the tests, for debugging; prints how to remove them",
     "lock_timeout": f"seconds to wait for the subnet allocation lock (default: {DEFAULT_LOCK_TIMEOUT:g})",
+    "sweep": "at start, remove what earlier runs of this host left behind once their processes are"
+    " gone; --dockernet-no-sweep turns it off (default: on)",
 }
-SETTING_KEYS = ("prefix", "pool", "subnet_size", "keep", "lock_timeout")
+SETTING_KEYS = ("prefix", "pool", "subnet_size", "keep", "lock_timeout", "sweep")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -42,6 +44,7 @@ class Settings:
     subnet_size: int = DEFAULT_SUBNET_SIZE
     keep: bool = False
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    sweep: bool = True
 
 
 def option_name(key: str) -> str:
@@ -59,15 +62,19 @@ def ini_name(key: str) -> str:
     return "dockernet_" + key
 
 
+def _is_set(value: Any) -> bool:
+    return value is not None and value != [] and value != ""
+
+
 def _pick(
     key: str, cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any]
 ) -> tuple[Any, str] | None:
     """The value of ``key`` from the first source that has one, and that source's name."""
-    if cli.get(key) not in (None, [], False):
+    if _is_set(cli.get(key)):
         return cli[key], option_name(key)
     if env.get(env_name(key)) is not None:
         return env[env_name(key)], env_name(key)
-    if ini.get(key) not in (None, "", []):
+    if _is_set(ini.get(key)):
         return ini[key], f"ini option {ini_name(key)}"
     return None
 
@@ -125,9 +132,13 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
     if "subnet_size" in values:
         size = _convert(values["subnet_size"], sources["subnet_size"], int, "a prefix length such as 26")
         settings = replace(settings, subnet_size=size)
-    if "keep" in values:
-        keep = _convert(values["keep"], sources["keep"], _to_bool, "one of 1/0, true/false, yes/no, on/off")
-        settings = replace(settings, keep=keep)
+    flags: dict[str, Any] = {}
+    for flag in ("keep", "sweep"):
+        if flag in values:
+            flags[flag] = _convert(
+                values[flag], sources[flag], _to_bool, "one of 1/0, true/false, yes/no, on/off"
+            )
+    settings = replace(settings, **flags)
     if "lock_timeout" in values:
         timeout = _convert(
             values["lock_timeout"], sources["lock_timeout"], _to_timeout, "a number of seconds above 0"

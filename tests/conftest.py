@@ -12,6 +12,10 @@ from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
 from pytest_dockernet.cleanup import find_labelled
 from pytest_dockernet.images import import_busybox
 
+# The pytester runs of this suite must not sweep each other's deliberate leftovers (a run
+# that just ended is "dead"); the tests of the sweep turn it back on.
+os.environ.setdefault("PYTEST_DOCKERNET_SWEEP", "0")
+
 # Built from the host's static busybox (Debian: busybox-static): no registry is needed.
 TEST_IMAGE = os.environ.get("DOCKERNET_TEST_IMAGE", "dockernet-test/busybox:1")
 
@@ -30,6 +34,29 @@ def manager(
     created = NetworkManager.for_client(docker_client, RunIdentity(run=new_run_id(), worker="core"))
     yield created
     created.close()
+
+
+# For a suite that pytester runs: removing a container named *stuck fails.
+FAILING_REMOVAL_CONFTEST = f"""
+IMAGE = {TEST_IMAGE!r}
+import pytest
+from pytest_dockernet import cleanup, reaper
+
+real_remove = cleanup.remove_container
+
+# Injected: this engine removes containers fine, so the CircleCI fault (a storage driver
+# that cannot remove a root filesystem) is faked for containers named *stuck. On such an
+# engine the reaper's removals would fail too, so no reaper is started here.
+@pytest.fixture(autouse=True)
+def stuck_removal(monkeypatch):
+    def remove(client, container_id, name):
+        if name.endswith("-stuck"):
+            return cleanup.CleanupFailure("container", container_id, name, "driver btrfs failed to remove root filesystem")
+        return real_remove(client, container_id, name)
+    monkeypatch.setattr(cleanup, "remove_container", remove)
+
+reaper.ensure_reaper = lambda *args, **kwargs: False
+"""
 
 
 # Containers that look up a name which must NOT resolve use this upstream, so the

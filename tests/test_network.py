@@ -288,3 +288,14 @@ def test_disconnect_and_heal_an_own_service_brings_its_aliases_back(manager, ima
         assert net.connect(node) in net.subnet
         assert peer.exec(["nslookup", "leader"]).ok
         assert peer.exec(["nslookup", "node"]).ok
+
+
+def test_services_are_unprivileged_and_see_no_docker_socket_by_default(manager, image):
+    with manager.create_network() as net:
+        box = net.run(image, SLEEP)
+        host_config = box.reload()["HostConfig"]
+        assert host_config["Privileged"] is False
+        assert host_config["NetworkMode"] == net.id
+        assert not host_config.get("Binds")
+        assert not box.reload()["Mounts"]
+        assert not box.exec(["test", "-e", "/var/run/docker.sock"]).ok

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import subprocess
+import sys
 from ipaddress import IPv4Network
+from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE
+from conftest import FAILING_REMOVAL_CONFTEST, TEST_IMAGE
 
 from pytest_dockernet.cleanup import find_labelled
 from pytest_dockernet.naming import LABEL_KEEP
@@ -23,6 +26,11 @@ def run_id(result: pytest.RunResult) -> str:
     match = RUN_LINE.search(result.stdout.str())
     assert match, result.stdout.str()
     return match.group(1)
+
+
+def with_venv_path() -> dict[str, str]:
+    """The environment with this interpreter's scripts (pytest-dockernet) on PATH."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def leftovers(client, run):
@@ -147,7 +155,8 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
     assert len(networks) == 1
     assert networks[0]["Labels"][LABEL_KEEP] == "1"
     command = result.stdout.lines[result.stdout.lines.index("remove them with:") + 1].strip()
-    subprocess.run(command, shell=True, check=True, capture_output=True)
+    assert command == f"pytest-dockernet prune --run {run}"
+    subprocess.run(command, shell=True, check=True, capture_output=True, env=with_venv_path())
     assert leftovers(docker_client, run) == []
 
 
@@ -236,29 +245,9 @@ def test_bad_service_shows_one_clear_message_and_cleans_up(suite, docker_client)
     assert leftovers(docker_client, run_id(result)) == []
 
 
-FAILING_REMOVAL_CONFTEST = """
-import docker.errors
-import pytest
-from pytest_dockernet import cleanup
-
-IMAGE = {image!r}
-real_remove = cleanup.remove_container
-
-# The CircleCI fault (a storage driver that cannot remove a root filesystem) cannot be
-# produced on this engine, so it is injected here: removing a container named *stuck fails.
-@pytest.fixture(autouse=True)
-def stuck_removal(monkeypatch):
-    def remove(client, container_id, name):
-        if name.endswith("-stuck"):
-            return cleanup.CleanupFailure("container", container_id, name, "driver btrfs failed to remove root filesystem")
-        return real_remove(client, container_id, name)
-    monkeypatch.setattr(cleanup, "remove_container", remove)
-"""
-
-
 @pytest.mark.parametrize("warning_filter", [[], ["-W", "error::pytest_dockernet.CleanupWarning"]])
 def test_failed_removal_warns_and_never_changes_the_outcome(suite, docker_client, warning_filter):
-    suite.makeconftest(FAILING_REMOVAL_CONFTEST.format(image=TEST_IMAGE))
+    suite.makeconftest(FAILING_REMOVAL_CONFTEST)
     suite.makepyfile(
         """
         from conftest import IMAGE
@@ -287,10 +276,5 @@ def test_failed_removal_warns_and_never_changes_the_outcome(suite, docker_client
             ]
         )
     finally:
-        subprocess.run(
-            f"docker ps -aq --filter label=pytest-dockernet.run={run} | xargs -r docker rm -f",
-            shell=True,
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run([sys.executable, "-m", "pytest_dockernet", "prune", "--run", run], check=True)
     assert leftovers(docker_client, run) == []

@@ -63,7 +63,19 @@ def test_parse_pools_rejects_overlaps_and_junk():
 
 # ---- against the engine -------------------------------------------------------------
 
-POOL = N("10.198.0.0/24")  # a pool of its own, so other tests' networks never interfere
+# Each engine test carves from a /24 of its own: tests on other xdist workers never interfere.
+POOLS = {
+    "test_never_overlaps_a_network_someone_else_made": 1,
+    "test_engine_refusal_moves_on_to_the_next_subnet": 2,
+    "test_exhausted_pool_names_pool_size_and_use": 3,
+    "test_host_routes_are_avoided": 4,
+    "test_lock_timeout_names_the_lock_file": 5,
+}
+
+
+@pytest.fixture
+def pool(request) -> IPv4Network:
+    return N(f"10.198.{POOLS[request.node.name]}.0/24")
 
 
 @pytest.fixture
@@ -82,7 +94,7 @@ def foreign_network(docker_client):
         docker_client.api.remove_network(network_id)
 
 
-def allocator(client, tmp_path, pool=POOL, size=26, **kwargs):
+def allocator(client, tmp_path, pool, size=26, **kwargs):
     return SubnetAllocator(client, tmp_path / "subnets.lock", [pool], size, routes=lambda: [], **kwargs)
 
 
@@ -94,16 +106,16 @@ def create_labelled(client):
     return create
 
 
-def test_never_overlaps_a_network_someone_else_made(docker_client, tmp_path, foreign_network):
-    foreign_network(N("10.198.0.0/25"))
-    network_id, subnet = allocator(docker_client, tmp_path).allocate(create_labelled(docker_client))
+def test_never_overlaps_a_network_someone_else_made(docker_client, tmp_path, foreign_network, pool):
+    foreign_network(next(pool.subnets(new_prefix=25)))
+    network_id, subnet = allocator(docker_client, tmp_path, pool).allocate(create_labelled(docker_client))
     try:
-        assert subnet == N("10.198.0.128/26")
+        assert subnet == list(pool.subnets(new_prefix=26))[2]
     finally:
         docker_client.api.remove_network(network_id)
 
 
-def test_engine_refusal_moves_on_to_the_next_subnet(docker_client, tmp_path, foreign_network):
+def test_engine_refusal_moves_on_to_the_next_subnet(docker_client, tmp_path, foreign_network, pool):
     """Another host on a shared engine takes our subnet between our look and our create."""
     attempts: list[IPv4Network] = []
 
@@ -113,38 +125,44 @@ def test_engine_refusal_moves_on_to_the_next_subnet(docker_client, tmp_path, for
         attempts.append(subnet)
         return create_labelled(docker_client)(subnet)
 
-    network_id, subnet = allocator(docker_client, tmp_path).allocate(create)
+    network_id, subnet = allocator(docker_client, tmp_path, pool).allocate(create)
+    quarters = list(pool.subnets(new_prefix=26))
     try:
-        assert attempts == [N("10.198.0.0/26"), N("10.198.0.64/26")]
-        assert subnet == N("10.198.0.64/26")
+        assert attempts == quarters[:2]
+        assert subnet == quarters[1]
     finally:
         docker_client.api.remove_network(network_id)
 
 
-def test_exhausted_pool_names_pool_size_and_use(docker_client, tmp_path, foreign_network):
-    foreign_network(N("10.198.0.0/25"))
-    small = allocator(docker_client, tmp_path, pool=N("10.198.0.0/25"), size=26)
-    with pytest.raises(PoolExhaustedError, match=r"10\.198\.0\.0/25.*holds 2 /26 networks and 2 of them"):
+def test_exhausted_pool_names_pool_size_and_use(docker_client, tmp_path, foreign_network, pool):
+    half = next(pool.subnets(new_prefix=25))
+    foreign_network(half)
+    small = allocator(docker_client, tmp_path, half, size=26)
+    with pytest.raises(
+        PoolExhaustedError, match=rf"pool {half} is exhausted: it holds 2 /26 networks and 2 of them"
+    ):
         small.allocate(create_labelled(docker_client))
 
 
-def test_host_routes_are_avoided(docker_client, tmp_path):
+def test_host_routes_are_avoided(docker_client, tmp_path, pool):
+    quarters = list(pool.subnets(new_prefix=26))
+    routes = [quarters[0], next(quarters[1].hosts())]
     routed = SubnetAllocator(
-        docker_client, tmp_path / "l", [POOL], 26, routes=lambda: [N("10.198.0.0/26"), N("10.198.0.70/32")]
+        docker_client, tmp_path / "l", [pool], 26, routes=lambda: [N(r) for r in map(str, routes)]
     )
     network_id, subnet = routed.allocate(create_labelled(docker_client))
     docker_client.api.remove_network(network_id)
-    assert subnet == N("10.198.0.128/26")
+    assert subnet == quarters[2]
 
 
-def test_lock_timeout_names_the_lock_file(docker_client, tmp_path):
+def test_lock_timeout_names_the_lock_file(docker_client, tmp_path, pool):
     holder = subprocess.Popen(
         [sys.executable, "-c", LOCK_HOLDER, str(tmp_path / "subnets.lock")], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "held"
-        waiting = allocator(docker_client, tmp_path, lock_timeout=0.3)
+        waiting = allocator(docker_client, tmp_path, pool, lock_timeout=0.3)
         with pytest.raises(LockTimeoutError, match=r"subnets\.lock within 0\.3 s"):
             waiting.allocate(create_labelled(docker_client))
         # A holder killed outright releases the lock with its process: no hang, no stale file.

@@ -1,0 +1,178 @@
+"""``pytest-dockernet``: list and prune the plugin's networks and containers.
+
+Exit codes: 0 done (or nothing to do), 1 some resources could not be removed, 2 bad usage
+or a removal refused or not confirmed, 3 no Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TextIO
+
+import docker
+
+from . import engine
+from .errors import EngineUnavailableError
+from .naming import LABEL_HOST, LABEL_WORKER
+from .runs import RunInfo, inventory, remove_run
+
+EXIT_OK, EXIT_FAILURES, EXIT_REFUSED, EXIT_NO_ENGINE = 0, 1, 2, 3
+
+
+def state_of(info: RunInfo) -> str:
+    """``alive``, ``dead``, ``kept`` (dead, kept on purpose) or ``unknown`` (another host)."""
+    alive = info.alive()
+    if alive is None:
+        return "unknown"
+    if alive:
+        return "alive"
+    return "kept" if info.kept else "dead"
+
+
+def age(created: datetime | None, now: datetime | None = None) -> str:
+    """A short age: ``42s``, ``7m``, ``3h``, ``2d``."""
+    if created is None:
+        return "?"
+    seconds = max(0, int(((now or datetime.now(timezone.utc)) - created).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def list_runs(infos: Sequence[RunInfo], out: TextIO, verbose: bool) -> None:
+    if not infos:
+        out.write("no networks or containers labelled by pytest-dockernet\n")
+        return
+    rows = [("RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS")]
+    for info in infos:
+        pids = ",".join(str(p) for p in sorted(info.pids)) or "-"
+        host = ",".join(sorted(info.hosts)) or "-"
+        rows.append(
+            (
+                info.run or "-",
+                state_of(info),
+                age(info.created),
+                host,
+                pids,
+                str(len(info.networks)),
+                str(len(info.containers)),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        out.write(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        )
+        if verbose and index:
+            info = infos[index - 1]
+            for network in info.networks:
+                out.write(f"    network    {network['Name']}  {network['Id'][:12]}\n")
+            for container in info.containers:
+                labels = container.get("Labels") or {}
+                out.write(
+                    f"    container  {container['Names'][0].lstrip('/')}  {container['Id'][:12]}"
+                    f"  {container.get('State', '?')}  worker={labels.get(LABEL_WORKER, '?')}"
+                    f" host={labels.get(LABEL_HOST, '?')}\n"
+                )
+
+
+def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> list[RunInfo] | None:
+    """The runs ``prune`` should remove, or None when it must refuse."""
+    if args.run:
+        chosen = [info for info in infos if info.run == args.run]
+        if not chosen:
+            err.write(f"no resources of run {args.run} on the engine\n")
+            return []
+        if state_of(chosen[0]) == "alive" and not args.force:
+            err.write(
+                f"run {args.run} is still alive (pids {sorted(chosen[0].pids)}): stop it first,"
+                " or pass --force to remove its resources anyway\n"
+            )
+            return None
+        return chosen
+    if args.all:
+        return list(infos)
+    return [info for info in infos if state_of(info) == "dead"]
+
+
+def prune(client: docker.DockerClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    chosen = choose(inventory(client), args, err)
+    if chosen is None:
+        return EXIT_REFUSED
+    if not chosen:
+        out.write("nothing to prune\n")
+        return EXIT_OK
+    networks = sum(len(info.networks) for info in chosen)
+    containers = sum(len(info.containers) for info in chosen)
+    summary = f"{networks} networks and {containers} containers of {len(chosen)} runs"
+    if args.dry_run:
+        out.write(f"would remove {summary}:\n")
+        list_runs(chosen, out, verbose=True)
+        return EXIT_OK
+    if args.all and not args.yes:
+        live = [info.run for info in chosen if state_of(info) in ("alive", "unknown")]
+        question = (
+            f"remove {summary}" + (f", including live or unknown runs {live}" if live else "") + "? [y/N] "
+        )
+        if not sys.stdin.isatty():
+            err.write(f"refusing to {question[:-7]} without confirmation: pass --yes\n")
+            return EXIT_REFUSED
+        out.write(question)
+        out.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            err.write("nothing removed\n")
+            return EXIT_REFUSED
+    status = EXIT_OK
+    for info in chosen:
+        removed, failures = remove_run(client, info.run)
+        out.write(f"run {info.run}: removed {removed} resources\n")
+        for failure in failures:
+            err.write(f"run {info.run}: {failure}\n")
+            status = EXIT_FAILURES
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pytest-dockernet",
+        description="List and remove the Docker networks and containers pytest-dockernet made.",
+        epilog="Uses the engine DOCKER_HOST points at (or the local socket). A run is alive while"
+        " any of its processes on this host is; runs made on other hosts show as 'unknown'.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    ls = commands.add_parser("ls", help="list the plugin's resources grouped by run")
+    ls.add_argument("--run", metavar="ID", help="only this run")
+    ls.add_argument("-v", "--verbose", action="store_true", help="list every network and container")
+    rm = commands.add_parser(
+        "prune",
+        help="remove the resources of dead runs (not those kept with --dockernet-keep)",
+        description="Remove the resources of dead runs, containers first. Runs kept with"
+        " --dockernet-keep, and live runs, are left alone unless named with --run or --all.",
+    )
+    which = rm.add_mutually_exclusive_group()
+    which.add_argument("--run", metavar="ID", help="remove this run's resources (kept or dead)")
+    which.add_argument("--all", action="store_true", help="remove everything the plugin ever labelled")
+    rm.add_argument("--force", action="store_true", help="with --run: remove it even while it is alive")
+    rm.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
+    rm.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        client = engine.connect(timeout=30)
+    except EngineUnavailableError as exc:
+        err.write(f"pytest-dockernet: {exc}\n")
+        return EXIT_NO_ENGINE
+    try:
+        if args.command == "ls":
+            list_runs(inventory(client, args.run), out, args.verbose)
+            return EXIT_OK
+        return prune(client, args, out, err)
+    finally:
+        client.close()

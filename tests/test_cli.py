@@ -1,0 +1,148 @@
+"""The pytest-dockernet command: ls and prune against the real engine."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from test_reaper import dead_pid, fake_run, sweep_guard  # noqa: F401 - a fixture
+
+from pytest_dockernet.cleanup import find_labelled
+from pytest_dockernet.cli import EXIT_FAILURES, EXIT_NO_ENGINE, EXIT_OK, EXIT_REFUSED, age, main
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def runs(docker_client, image, sweep_guard):  # noqa: F811
+    """A dead run and a live one of this host, removed afterwards whatever happens."""
+    dead, alive = f"dead{os.getpid() % 10000:04d}", f"live{os.getpid() % 10000:04d}"
+    fake_run(docker_client, dead, dead_pid(), image)
+    fake_run(docker_client, alive, os.getpid(), image)
+    yield dead, alive
+    for run in (dead, alive):
+        run_cli("prune", "--run", run, "--force")
+
+
+def count(client, run):
+    containers, networks = find_labelled(client, run)
+    return len(containers) + len(networks)
+
+
+def test_ls_groups_by_run_with_state(runs):
+    dead, alive = runs
+    code, out, _ = run_cli("ls")
+    assert code == EXIT_OK
+    header, *rows = out.splitlines()
+    assert header.split() == ["RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS"]
+    by_run = {row.split()[0]: row.split() for row in rows}
+    assert by_run[dead][1] == "dead"
+    assert by_run[alive][1] == "alive"
+    assert by_run[alive][4] == str(os.getpid())
+    assert by_run[dead][5:] == ["1", "1"]
+    code, out, _ = run_cli("ls", "--run", dead, "-v")
+    assert f"network    fake-{dead}" in out
+    assert f"container  fake-{dead}" in out
+    assert alive not in out
+
+
+def test_prune_removes_dead_runs_only(runs, docker_client):
+    dead, alive = runs
+    code, out, _ = run_cli("prune", "--dry-run")
+    assert code == EXIT_OK
+    assert "would remove" in out
+    assert count(docker_client, dead) == 2
+    code, out, _ = run_cli("prune")
+    assert code == EXIT_OK
+    assert f"run {dead}: removed 2 resources" in out
+    assert count(docker_client, dead) == 0
+    assert count(docker_client, alive) == 2
+
+
+def test_prune_refuses_a_live_run_unless_forced(runs, docker_client):
+    _, alive = runs
+    code, _, err = run_cli("prune", "--run", alive)
+    assert code == EXIT_REFUSED
+    assert f"run {alive} is still alive" in err
+    assert "--force" in err
+    code, _, _ = run_cli("prune", "--run", alive, "--force")
+    assert code == EXIT_OK
+    assert count(docker_client, alive) == 0
+
+
+def test_prune_all_asks_unless_yes(runs, docker_client):
+    # No terminal to ask on: refused, nothing removed.
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_dockernet", "prune", "--all"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == EXIT_REFUSED
+    assert "pass --yes" in done.stderr
+    assert all(count(docker_client, run) == 2 for run in runs)
+    dry = subprocess.run(
+        [sys.executable, "-m", "pytest_dockernet", "prune", "--all", "--dry-run"],
+        capture_output=True,
+        text=True,
+    )
+    assert all(run in dry.stdout for run in runs)
+
+
+def test_prune_of_an_unknown_run_is_not_an_error():
+    code, out, err = run_cli("prune", "--run", "00000000")
+    assert code == EXIT_OK
+    assert "no resources of run 00000000" in err
+    assert "nothing to prune" in out
+
+
+def test_a_removal_that_fails_sets_exit_code_1(runs, monkeypatch):
+    """The engine here removes everything; the refusal is injected (mock)."""
+    from pytest_dockernet import cleanup
+    from pytest_dockernet import runs as runs_module
+
+    def refuse(client, containers):
+        return [
+            cleanup.CleanupFailure("container", cid, name, "operation not permitted")
+            for cid, name in containers
+        ]
+
+    monkeypatch.setattr(runs_module, "remove_containers", refuse)
+    code, _, err = run_cli("prune", "--run", runs[0])
+    assert code == EXIT_FAILURES
+    assert "operation not permitted" in err
+
+
+def test_no_engine_exit_code(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    code, _, err = run_cli("ls")
+    assert code == EXIT_NO_ENGINE
+    assert "no Docker engine answers at unix:///nonexistent/docker.sock" in err
+
+
+def test_help_and_usage_errors():
+    done = subprocess.run(
+        ["pytest-dockernet", "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"},
+    )
+    assert done.returncode == 0
+    assert "ls" in done.stdout and "prune" in done.stdout  # noqa: PT018
+    with pytest.raises(SystemExit) as excinfo:
+        main(["prune", "--run", "x", "--all"])
+    assert excinfo.value.code == 2
+
+
+def test_ages_read_well():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    assert [age(now - timedelta(seconds=s), now) for s in (5, 125, 7300, 200000)] == ["5s", "2m", "2h", "2d"]
+    assert age(None) == "?"
