@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import docker
 import docker.errors
+import requests
 
 from .errors import EngineUnavailableError
 
@@ -52,3 +55,18 @@ def engine_key(client: docker.DockerClient) -> str:
     except docker.errors.DockerException:
         engine_id = None
     return str(engine_id or client.api.base_url)
+
+
+@contextlib.contextmanager
+def engine_errors(action: str) -> Iterator[None]:
+    """Turn a connection to the engine lost during ``action`` into one sentence.
+
+    A restarted or stopped engine otherwise surfaces as a stack of urllib3 errors.
+    """
+    try:
+        yield
+    except requests.exceptions.ConnectionError as exc:
+        reason = exc.args[0] if exc.args else exc
+        raise EngineUnavailableError(
+            f"lost the Docker engine at {endpoint()} while {action}: {reason}"
+        ) from None

@@ -33,6 +33,10 @@ class ServiceStartError(DockernetError):
     """A service container could not be created or started, or exited at once."""
 
 
+class ServiceError(DockernetError):
+    """The engine refused an operation on a service (a command in a stopped container, say)."""
+
+
 class DockernetWarning(UserWarning):
     """Base class of the warnings pytest-dockernet emits."""
 

@@ -19,6 +19,7 @@ from docker.types import IPAMConfig, IPAMPool
 
 from . import cleanup
 from .cleanup import CleanupFailure
+from .engine import engine_errors
 from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
 from .images import pull_image
 from .naming import RunIdentity, container_name, normalize_aliases
@@ -104,7 +105,8 @@ class Network:
             )
             return str(response["Id"])
 
-        network_id, subnet = allocator.allocate(create_on)
+        with engine_errors(f"creating network {name}"):
+            network_id, subnet = allocator.allocate(create_on)
         log.debug("created network %s (%s) on %s", name, network_id[:12], subnet)
         return cls(client, network_id, name, subnet, identity, test=test, internal=internal)
 
@@ -134,6 +136,20 @@ class Network:
         __tracebackhide__ = hide_frames_of_own_errors
         aliases = normalize_aliases(alias)
         self._check_kwargs(docker_kwargs)
+        with engine_errors(f"starting a container from {image!r} on network {self.name}"):
+            return self._start(image, command, aliases, name, environment, min_uptime, docker_kwargs)
+
+    def _start(
+        self,
+        image: str,
+        command: Command | None,
+        aliases: list[str],
+        name: str | None,
+        environment: dict[str, str] | list[str] | None,
+        min_uptime: float,
+        docker_kwargs: dict[str, Any],
+    ) -> Service:
+        __tracebackhide__ = hide_frames_of_own_errors
         cname = self._claim_name(name or (aliases[0] if aliases else None))
         labels = self.identity.labels(self.test, docker_kwargs.pop("labels", None))
         endpoint = self.client.api.create_endpoint_config(aliases=aliases or None)
@@ -271,15 +287,18 @@ class Network:
         names = normalize_aliases(aliases)
         if not names and service.network is self:
             names = service.aliases
-        self.client.api.connect_container_to_network(service.id, self.id, aliases=names or None)
-        if service.network is not self:
-            with self._lock:
-                self._guests.append(service)
-        return self._ip_of(service.reload())
+        with engine_errors(f"connecting {service.name} to network {self.name}"):
+            self.client.api.connect_container_to_network(service.id, self.id, aliases=names or None)
+            if service.network is not self:
+                with self._lock:
+                    self._guests.append(service)
+            return self._ip_of(service.reload())
 
     def disconnect(self, service: Service) -> None:
         """Detach ``service`` from this network: it can no longer reach it or be reached on it."""
-        self.client.api.disconnect_container_from_network(service.id, self.id)
+        __tracebackhide__ = hide_frames_of_own_errors
+        with engine_errors(f"disconnecting {service.name} from network {self.name}"):
+            self.client.api.disconnect_container_from_network(service.id, self.id)
         with self._lock:
             if service in self._guests:
                 self._guests.remove(service)

@@ -10,7 +10,11 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
 
+import docker.errors
 from docker.utils.socket import frames_iter
+
+from .engine import engine_errors
+from .errors import ServiceError, hide_frames_of_own_errors
 
 if TYPE_CHECKING:
     import docker
@@ -89,7 +93,40 @@ class Service:
         then closed (docker attaches stdin only when asked to: without that, input
         would be silently dropped).
         """
-        exec_id = self._api.exec_create(
+        __tracebackhide__ = hide_frames_of_own_errors
+        with engine_errors(f"running {cmd!r} in container {self.name}"):
+            return self._exec(cmd, stdin, environment, user, workdir)
+
+    def _exec(
+        self,
+        cmd: Command,
+        stdin: str | bytes | None,
+        environment: dict[str, str] | None,
+        user: str | None,
+        workdir: str | None,
+    ) -> ExecResult:
+        try:
+            exec_id = self._exec_create(cmd, stdin, environment, user, workdir)
+        except docker.errors.APIError as exc:
+            raise ServiceError(
+                f"cannot run {cmd!r} in container {self.name}: {exc.explanation or exc}"
+            ) from None
+        if stdin is None:
+            raw = self._api.exec_start(exec_id)
+        else:
+            data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
+            raw = self._exec_with_stdin(exec_id, data)
+        return ExecResult(self._exit_code(exec_id), raw.decode("utf-8", "replace"))
+
+    def _exec_create(
+        self,
+        cmd: Command,
+        stdin: str | bytes | None,
+        environment: dict[str, str] | None,
+        user: str | None,
+        workdir: str | None,
+    ) -> str:
+        return self._api.exec_create(  # type: ignore[no-any-return]
             self.id,
             cmd,
             stdout=True,
@@ -99,12 +136,6 @@ class Service:
             user=user or "",
             workdir=workdir,
         )["Id"]
-        if stdin is None:
-            raw = self._api.exec_start(exec_id)
-        else:
-            data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
-            raw = self._exec_with_stdin(exec_id, data)
-        return ExecResult(self._exit_code(exec_id), raw.decode("utf-8", "replace"))
 
     def _exec_with_stdin(self, exec_id: str, data: bytes) -> bytes:
         attached = self._api.exec_start(exec_id, socket=True)
@@ -138,7 +169,9 @@ class Service:
 
     def logs(self, tail: int | None = None) -> str:
         """The container's stdout and stderr so far (the last ``tail`` lines if given)."""
-        return logs_text(self._api, self.id, tail)
+        __tracebackhide__ = hide_frames_of_own_errors
+        with engine_errors(f"reading the logs of container {self.name}"):
+            return logs_text(self._api, self.id, tail)
 
     def reload(self) -> dict[str, Any]:
         """Refresh and return the container's inspect data."""
