@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from ipaddress import IPv4Network
 from pathlib import Path
 
@@ -147,6 +148,15 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
     result = suite.runpytest_subprocess("--dockernet-keep")
     result.assert_outcomes(passed=1)
     run = run_id(result)
+    time.sleep(1.5)  # a reaper, had one been started, would have removed them by now
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest_dockernet", "ls", "--run", run], capture_output=True, text=True
+    )
+    assert listed.stdout.splitlines()[1].split()[:2] == [run, "kept"]
+    dry = subprocess.run(
+        [sys.executable, "-m", "pytest_dockernet", "prune", "--dry-run"], capture_output=True, text=True
+    )
+    assert run not in dry.stdout, "a plain prune leaves kept runs alone"
     result.stdout.fnmatch_lines(
         ["kept 1 networks with their containers (--dockernet-keep): dockernet-*", "remove them with:"]
     )
