@@ -235,3 +235,31 @@ def test_two_runs_at_once_never_collide_and_sweep_only_dead_runs(pytester, image
                 [sys.executable, "-m", "pytest_dockernet", "prune", "--run", run, "--force"],
                 capture_output=True,
             )
+
+
+def reaper_pids(run: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"pytest_dockernet.reaper" in command and run.encode() in command:
+                pids.append(int(entry.name))
+    return [pid for pid in pids if pid_alive(pid)]
+
+
+def test_one_reaper_per_run_that_exits_with_the_run(pytester, image, docker_client):
+    pytester.makepyfile(HOLDING_TEST.replace("time.sleep(120)", "time.sleep(3)"))
+    process = start(pytester, "-p", "xdist", "-n", "2")
+    try:
+        ready = wait_for(lambda: ready_files(pytester.path, 2), 60, "both workers to hold a network")
+        run = run_of(ready[0])
+        assert len(wait_for(lambda: reaper_pids(run), 10, "the reaper to start")) == 1, "one for both workers"
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    wait_for(lambda: not reaper_pids(run), 10, "the reaper to exit after the run")
+    assert leftovers(docker_client, run) == []
