@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import wait
 from .cleanup import CleanupFailure
 from .errors import (
     CleanupWarning,
@@ -12,12 +13,14 @@ from .errors import (
     InvalidAliasError,
     LockTimeoutError,
     PoolExhaustedError,
+    ServiceError,
     ServiceStartError,
 )
 from .manager import NetworkManager
 from .naming import RunIdentity, new_run_id
 from .network import Network
 from .service import ExecResult, Service
+from .wait import ServiceNotReadyError
 
 __all__ = [
     "CleanupFailure",
@@ -34,6 +37,9 @@ __all__ = [
     "PoolExhaustedError",
     "RunIdentity",
     "Service",
+    "ServiceError",
+    "ServiceNotReadyError",
     "ServiceStartError",
     "new_run_id",
+    "wait",
 ]

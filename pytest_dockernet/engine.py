@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
@@ -22,6 +23,18 @@ HOW_TO_START = (
 def endpoint() -> str:
     """The endpoint ``docker.from_env()`` will try: ``$DOCKER_HOST`` or the local socket."""
     return os.environ.get("DOCKER_HOST") or DEFAULT_ENDPOINT
+
+
+def is_local() -> bool:
+    """Whether the engine is reached through a local socket (not TCP or SSH)."""
+    return endpoint().startswith(("unix://", "npipe://"))
+
+
+def engine_host() -> str:
+    """Where the engine's published ports are reachable from here."""
+    if is_local():
+        return "127.0.0.1"
+    return urlsplit(endpoint().replace("tcp://", "http://", 1)).hostname or "127.0.0.1"
 
 
 def connect(timeout: float = 60.0) -> docker.DockerClient:

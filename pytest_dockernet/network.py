@@ -19,12 +19,13 @@ from docker.types import IPAMConfig, IPAMPool
 
 from . import cleanup
 from .cleanup import CleanupFailure
-from .engine import engine_errors
+from .engine import engine_errors, is_local
 from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
 from .images import pull_image
 from .naming import RunIdentity, container_name, normalize_aliases
 from .service import Command, Service, logs_text
 from .subnets import SubnetAllocator
+from .wait import WaitArgument, until_ready
 
 log = logging.getLogger("pytest_dockernet")
 
@@ -119,6 +120,7 @@ class Network:
         name: str | None = None,
         environment: dict[str, str] | list[str] | None = None,
         min_uptime: float = 0.0,
+        wait: WaitArgument = None,
         **docker_kwargs: Any,
     ) -> Service:
         """Start a container from ``image`` on this network and return its :class:`Service`.
@@ -132,12 +134,16 @@ class Network:
         when the container cannot start or has already exited, with its last log lines;
         ``min_uptime`` (seconds) makes it watch that long for a crash (returning at
         once if the container exits) before it counts the service as started.
+        ``wait`` (a :mod:`pytest_dockernet.wait` strategy, or a list that must all hold)
+        makes it return only once the service is ready.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         aliases = normalize_aliases(alias)
         self._check_kwargs(docker_kwargs)
         with engine_errors(f"starting a container from {image!r} on network {self.name}"):
-            return self._start(image, command, aliases, name, environment, min_uptime, docker_kwargs)
+            service = self._start(image, command, aliases, name, environment, min_uptime, docker_kwargs)
+            until_ready(service, wait)
+        return service
 
     def _start(
         self,
@@ -221,6 +227,10 @@ class Network:
                     f"Network.run() does not take {key!r}: a service lives on the network that"
                     " runs it; use another network's connect() to attach it there too"
                 )
+        ports = docker_kwargs.get("ports")
+        if ports and is_local():
+            # Publish on loopback only: a test's service has no business on the LAN.
+            docker_kwargs["ports"] = {k: ("127.0.0.1", None) if v is None else v for k, v in ports.items()}
         if docker_kwargs.pop("detach", True) is not True:
             raise TypeError("Network.run() always detaches; run a one-off command with Service.exec()")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 from docker.utils.socket import frames_iter
 
-from .engine import engine_errors
+from .engine import engine_errors, engine_host
 from .errors import ServiceError, hide_frames_of_own_errors
 
 if TYPE_CHECKING:
@@ -166,6 +166,69 @@ class Service:
                 return int(info["ExitCode"])
             time.sleep(0.01)
         return int(info.get("ExitCode") or -1)
+
+    def host_port(self, container_port: int, protocol: str = "tcp") -> int:
+        """The host port that ``container_port`` is published on (``ports={6379: None}``).
+
+        Raises ``LookupError`` when the port is not published.
+        """
+        bindings = (self.container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+            f"{container_port}/{protocol}"
+        )
+        if not bindings:
+            raise LookupError(
+                f"port {container_port}/{protocol} of {self.name} is not published: pass ports={{{container_port}: None}}"
+            )
+        ipv4 = [b for b in bindings if ":" not in b.get("HostIp", "")] or bindings
+        return int(ipv4[0]["HostPort"])
+
+    def address(self, container_port: int, protocol: str = "tcp") -> tuple[str, int]:
+        """``(host, port)`` where the test process reaches published ``container_port``."""
+        bindings = (self.container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
+            f"{container_port}/{protocol}"
+        ) or [{}]
+        host_ip = bindings[0].get("HostIp", "")
+        host = engine_host() if host_ip in ("", "0.0.0.0", "::") else host_ip
+        return host, self.host_port(container_port, protocol)
+
+    def stop(self, timeout: int = 10) -> None:
+        """Stop the container (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        self._lifecycle("stopping", lambda: self.container.stop(timeout=timeout))
+
+    def start(self) -> None:
+        """Start the stopped container again, with its aliases."""
+        self._lifecycle("starting", self.container.start)
+
+    def restart(self, timeout: int = 10) -> None:
+        """Stop and start the container."""
+        self._lifecycle("restarting", lambda: self.container.restart(timeout=timeout))
+
+    def pause(self) -> None:
+        """Freeze every process of the container: it stays on the network but answers nothing."""
+        self._lifecycle("pausing", self.container.pause)
+
+    def unpause(self) -> None:
+        """Thaw a paused container."""
+        self._lifecycle("unpausing", self.container.unpause)
+
+    def kill(self, signal: str | int = "SIGKILL") -> None:
+        """Send ``signal`` to the container's main process."""
+        self._lifecycle(f"sending {signal} to", lambda: self.container.kill(signal=signal))
+
+    def _lifecycle(self, action: str, operation: Callable[[], object]) -> None:
+        __tracebackhide__ = hide_frames_of_own_errors
+        with engine_errors(f"{action} container {self.name}"):
+            try:
+                operation()
+            except docker.errors.APIError as exc:
+                raise ServiceError(
+                    f"{action} container {self.name} failed: {exc.explanation or exc}"
+                ) from None
+            attrs = self.reload()
+        # A container that starts again may get another address: keep .ip current.
+        for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+            if endpoint.get("NetworkID") == self.network.id and endpoint.get("IPAddress"):
+                self.ip = IPv4Address(endpoint["IPAddress"])
 
     def logs(self, tail: int | None = None) -> str:
         """The container's stdout and stderr so far (the last ``tail`` lines if given)."""

@@ -1,8 +1,8 @@
 """The Docker engine stopped and restarted in the middle of a run.
 
-The engine here is a second dockerd of the test's own (its own socket, data and exec
-roots, no default bridge, no iptables rules), so stopping it cannot disturb the engine
-the rest of the suite runs on.
+The engine here is a second dockerd of the test's own, in a network namespace of its own
+(its bridges and iptables rules stay there) with its own socket and data and exec roots,
+so neither starting nor stopping it can disturb the engine the rest of the suite runs on.
 """
 
 from __future__ import annotations
@@ -36,12 +36,17 @@ class Engine:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.host = f"unix://{root}/docker.sock"
+        self.netns = root.name
         self.process: subprocess.Popen[bytes] | None = None
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
 
     def start(self) -> None:
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - the daemon keeps it
         self.process = subprocess.Popen(
             [
+                "nsenter",  # the network namespace only: dockerd needs the host's cgroup mounts
+                f"--net=/run/netns/{self.netns}",
                 "dockerd",
                 "--host",
                 self.host,
@@ -51,10 +56,6 @@ class Engine:
                 str(self.root / "exec"),
                 "--pidfile",
                 str(self.root / "docker.pid"),
-                "--bridge",
-                "none",
-                "--iptables=false",
-                "--ip6tables=false",
                 "--shutdown-timeout",
                 "1",
             ],
@@ -92,6 +93,7 @@ def engine() -> Iterator[Engine]:
         yield second
     finally:
         second.stop()
+        subprocess.run(["ip", "netns", "del", second.netns], capture_output=True)
         subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
 

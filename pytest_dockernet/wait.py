@@ -1,0 +1,212 @@
+"""Readiness: return from ``Network.run`` only when the service is ready.
+
+Each strategy polls with a back-off (from ``interval`` up to ``max_interval``) until it
+succeeds or its ``timeout`` passes. The container's state is checked on every poll, so a
+container that exits while being waited for fails at once with its exit code and logs.
+The log, port, http and healthcheck waits need no ``exec`` (it fails on some CI engines);
+only :func:`command` runs one.
+
+Where the port and http probes connect from: the test process. To the published host
+port when the container port is published (``ports={6379: None}``), which works with a
+local engine, Docker Desktop and a remote ``DOCKER_HOST``; otherwise straight to the
+container's address on its network, which the host reaches with a local engine on
+Linux. With Docker Desktop or a remote engine, publish the port you wait on.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from http import client as http_client
+from typing import TYPE_CHECKING
+
+import docker.errors
+
+from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
+
+if TYPE_CHECKING:
+    from .service import Service
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_INTERVAL = 0.02
+DEFAULT_MAX_INTERVAL = 0.5
+LOG_LINES = 20
+
+
+class ServiceNotReadyError(DockernetError):
+    """A service did not become ready within its wait's timeout."""
+
+
+@dataclass
+class Strategy:
+    """A readiness condition: ``check`` returns True once it holds."""
+
+    description: str
+    check: Callable[[Service], bool]
+    timeout: float = DEFAULT_TIMEOUT
+    interval: float = DEFAULT_INTERVAL
+    max_interval: float = DEFAULT_MAX_INTERVAL
+    parts: list[Strategy] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("timeout", "interval", "max_interval"):
+            if not getattr(self, name) > 0:
+                raise ValueError(
+                    f"wait {self.description}: {name} must be more than 0, not {getattr(self, name)!r}"
+                )
+
+
+def _strategy(
+    description: str, check: Callable[[Service], bool], timeout: float, interval: float
+) -> Strategy:
+    return Strategy(description, check, timeout=timeout, interval=interval)
+
+
+def log(
+    pattern: str | re.Pattern[str], *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
+) -> Strategy:
+    """Ready when a line of the container's output matches ``pattern`` (a regex)."""
+    regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+    return _strategy(
+        f"a log line matching {regex.pattern!r}",
+        lambda service: any(regex.search(line) for line in service.logs().splitlines()),
+        timeout,
+        interval,
+    )
+
+
+def _probe_address(service: Service, port: int) -> tuple[str, int]:
+    try:
+        return service.address(port)
+    except LookupError:
+        return str(service.ip), port
+
+
+def port(
+    container_port: int, *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
+) -> Strategy:
+    """Ready when TCP ``container_port`` accepts a connection (see the module's note)."""
+
+    def accepts(service: Service) -> bool:
+        try:
+            with socket.create_connection(_probe_address(service, container_port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    return _strategy(f"TCP port {container_port} to accept connections", accepts, timeout, interval)
+
+
+def http(
+    container_port: int,
+    path: str = "/",
+    *,
+    status: int | Iterable[int] = 200,
+    timeout: float = DEFAULT_TIMEOUT,
+    interval: float = DEFAULT_INTERVAL,
+) -> Strategy:
+    """Ready when ``GET path`` on ``container_port`` answers with ``status`` (one or several)."""
+    wanted = {status} if isinstance(status, int) else set(status)
+
+    def answers(service: Service) -> bool:
+        host, host_port = _probe_address(service, container_port)
+        connection = http_client.HTTPConnection(host, host_port, timeout=2)
+        try:
+            connection.request("GET", path)
+            return connection.getresponse().status in wanted
+        except (OSError, http_client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    return _strategy(
+        f"GET {path} on port {container_port} to answer {sorted(wanted)}", answers, timeout, interval
+    )
+
+
+def healthy(*, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL) -> Strategy:
+    """Ready when the container's Docker HEALTHCHECK reports ``healthy``."""
+
+    def is_healthy(service: Service) -> bool:
+        health = service.container.attrs.get("State", {}).get("Health")
+        if health is None:
+            raise ServiceNotReadyError(
+                f"service {service.name} has no HEALTHCHECK to wait for: give the image one,"
+                " or pass healthcheck={...} to run(), or wait on something else"
+            )
+        return bool(health.get("Status") == "healthy")
+
+    return _strategy("the HEALTHCHECK to report healthy", is_healthy, timeout, interval)
+
+
+def command(
+    cmd: str | Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
+) -> Strategy:
+    """Ready when ``cmd`` run in the container exits with status 0 (needs ``exec``)."""
+    return _strategy(f"{cmd!r} to succeed", lambda service: service.exec(cmd).ok, timeout, interval)
+
+
+def all_of(*strategies: Strategy) -> Strategy:
+    """Ready when every one of ``strategies`` is, each within its own timeout."""
+    if not strategies:
+        raise ValueError("all_of() needs at least one strategy")
+    combined = Strategy(" and ".join(s.description for s in strategies), lambda service: True)
+    combined.parts = list(strategies)
+    return combined
+
+
+WaitArgument = Strategy | Sequence[Strategy] | None
+
+
+def until_ready(service: Service, wait: WaitArgument) -> None:
+    """Block until ``service`` satisfies ``wait`` (a strategy or a list of them, all needed)."""
+    __tracebackhide__ = hide_frames_of_own_errors
+    if wait is None:
+        return
+    strategies = [wait] if isinstance(wait, Strategy) else list(wait)
+    for strategy in strategies:
+        for part in strategy.parts or [strategy]:
+            _poll(service, part)
+
+
+def _poll(service: Service, strategy: Strategy) -> None:
+    __tracebackhide__ = hide_frames_of_own_errors
+    started = time.monotonic()
+    delay = strategy.interval
+    while True:
+        state = _state(service)
+        if not state.get("Running"):
+            raise ServiceStartError(
+                f"service {service.name} (image {service.image!r}) exited with status {state.get('ExitCode')}"
+                f" while waiting for {strategy.description}; its last log lines:\n{_tail(service)}"
+            )
+        if strategy.check(service):
+            return
+        waited = time.monotonic() - started
+        if waited >= strategy.timeout:
+            raise ServiceNotReadyError(
+                f"service {service.name} (image {service.image!r}) was not ready after {waited:.1f} s"
+                f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}"
+            )
+        time.sleep(min(delay, max(0.0, strategy.timeout - waited)))
+        delay = min(delay * 1.5, strategy.max_interval)
+
+
+def _state(service: Service) -> dict[str, object]:
+    try:
+        state: dict[str, object] = service.reload().get("State", {})
+    except docker.errors.NotFound:
+        return {"Running": False, "ExitCode": "unknown (the container is gone)"}
+    return state
+
+
+def _tail(service: Service) -> str:
+    try:
+        return service.logs(tail=LOG_LINES).rstrip() or "(no output)"
+    except DockernetError as exc:
+        return f"(logs unavailable: {exc})"
+    except docker.errors.DockerException as exc:
+        return f"(logs unavailable: {exc})"
