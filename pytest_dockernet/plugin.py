@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -17,6 +17,7 @@ from .errors import DockernetError
 from .manager import NetworkManager, Tally
 from .naming import RunIdentity, new_run_id
 from .network import Network
+from .report import report_sections
 from .settings import HELP, SETTING_KEYS, Settings, SettingsError, ini_name, option_name, resolve
 from .statedir import default_state_dir, ensure_private_dir
 
@@ -48,7 +49,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--dockernet-no-sweep", dest="dockernet_sweep", action="store_false", default=None, help=HELP["sweep"]
     )
-    for key in ("prefix", "subnet_size", "keep", "lock_timeout", "sweep"):
+    group.addoption(option_name("log_lines"), metavar="N", help=HELP["log_lines"])
+    for key in ("prefix", "subnet_size", "keep", "lock_timeout", "sweep", "log_lines"):
         parser.addini(ini_name(key), HELP[key])
     parser.addini(ini_name("pool"), HELP["pool"], type="args")
 
@@ -146,6 +148,32 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if total.kept or total.failures:
         write("remove them with:")
         write(f"  {removal_command(run)}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    state = item.config.stash.get(state_key, None)
+    if report.failed and report.when in ("setup", "call") and state is not None:
+        for title, content in report_sections(networks_of(item), state.settings.log_lines):
+            report.sections.append((f"dockernet: {title}", content))
+    return report
+
+
+def networks_of(item: pytest.Item) -> list[Network]:
+    """The networks a test used: fixture values, and what its network factory made."""
+    found: list[Network] = []
+    values = list(getattr(item, "funcargs", {}).values()) + item.stash.get(factory_networks_key, [])
+    for value in values:
+        network = value if isinstance(value, Network) else getattr(value, "network", None)
+        if isinstance(network, Network) and network not in found:
+            found.append(network)
+    return found
+
+
+factory_networks_key = pytest.StashKey[list[Network]]()
 
 
 def removal_command(run: str) -> str:
@@ -269,6 +297,7 @@ def docker_network_factory(
             dockernet_manager, request.node.nodeid, internal=internal, labels=labels, options=options
         )
         made.append(network)
+        request.node.stash.setdefault(factory_networks_key, []).append(network)
         return network
 
     yield make

@@ -23,10 +23,11 @@ HELP = {
     "subnet_size": f"prefix length of each network's subnet (default: {DEFAULT_SUBNET_SIZE})",
     "keep": "keep networks and containers after the tests, for debugging; prints how to remove them",
     "lock_timeout": f"seconds to wait for the subnet allocation lock (default: {DEFAULT_LOCK_TIMEOUT:g})",
+    "log_lines": "how many log lines of each service a failed test's report shows (default: 20; 0: none)",
     "sweep": "at start, remove what earlier runs of this host left behind once their processes are"
     " gone; --dockernet-no-sweep turns it off (default: on)",
 }
-SETTING_KEYS = ("prefix", "pool", "subnet_size", "keep", "lock_timeout", "sweep")
+SETTING_KEYS = ("prefix", "pool", "subnet_size", "keep", "lock_timeout", "sweep", "log_lines")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -45,6 +46,7 @@ class Settings:
     keep: bool = False
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     sweep: bool = True
+    log_lines: int = 20
 
 
 def option_name(key: str) -> str:
@@ -100,6 +102,13 @@ def _to_pool_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(item) for item in value]
 
 
+def _to_count(value: Any) -> int:
+    count = int(value)
+    if count < 0:
+        raise ValueError("it must not be negative")
+    return count
+
+
 def _to_timeout(value: Any) -> float:
     seconds = float(value)
     if not seconds > 0:
@@ -139,6 +148,11 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
                 values[flag], sources[flag], _to_bool, "one of 1/0, true/false, yes/no, on/off"
             )
     settings = replace(settings, **flags)
+    if "log_lines" in values:
+        lines = _convert(
+            values["log_lines"], sources["log_lines"], _to_count, "a whole number of lines, 0 or more"
+        )
+        settings = replace(settings, log_lines=lines)
     if "lock_timeout" in values:
         timeout = _convert(
             values["lock_timeout"], sources["lock_timeout"], _to_timeout, "a number of seconds above 0"

@@ -288,3 +288,43 @@ def test_failed_removal_warns_and_never_changes_the_outcome(suite, docker_client
     finally:
         subprocess.run([sys.executable, "-m", "pytest_dockernet", "prune", "--run", run], check=True)
     assert leftovers(docker_client, run) == []
+
+
+def test_a_failed_test_reports_its_networks_services_and_logs(suite):
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+
+        def test_fails(docker_network, docker_network_factory):
+            docker_network.run(IMAGE, ["sh", "-c", "echo one; echo two; echo three; exec sleep 300"], alias="api")
+            docker_network_factory().run(IMAGE, ["sleep", "300"], alias="db")
+            assert False, "boom"
+
+        def test_passes(docker_network):
+            docker_network.run(IMAGE, ["sh", "-c", "echo quiet; exec sleep 300"], alias="calm")
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "xdist", "-n", "2", "--dockernet-log-lines", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- dockernet: network dockernet-*-1 -*",
+            "network dockernet-*-1 (*) subnet 10.199.* gateway 10.199.*",
+            "  dockernet-*-api  image=dockernet-test/busybox:1  aliases=api  ip=10.199.*  state=running",
+            "*- dockernet: logs of dockernet-*-api (last 2 lines) -*",
+            "two",
+            "three",
+            "*- dockernet: network dockernet-*-2 -*",
+            "  dockernet-*-db  image=* aliases=db  ip=*  state=running",
+        ]
+    )
+    output = result.stdout.str()
+    assert "one" not in output.split("logs of")[1].split("\n")[1:3]
+    assert "-calm" not in output, "a passing test shows nothing"
+
+
+def test_log_lines_option_is_validated(suite):
+    suite.makepyfile("def test_x(): pass")
+    result = suite.runpytest_subprocess("--dockernet-log-lines", "-3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: pytest-dockernet: --dockernet-log-lines: '-3' is not valid*"])

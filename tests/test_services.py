@@ -108,9 +108,7 @@ def test_published_port_on_loopback(net, image):
     assert port == server.host_port(8080) > 0
     with socket.create_connection((host, port), timeout=2):
         pass
-    with pytest.raises(
-        LookupError, match=r"port 9090/tcp of .* is not published: pass ports=\{9090: None\}"
-    ):
+    with pytest.raises(LookupError, match=r"port 9090/tcp of .* is not published: pass ports=\{9090: None\}"):
         server.host_port(9090)
 
 

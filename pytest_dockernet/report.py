@@ -1,0 +1,44 @@
+"""What a failed test's report shows about the networks and services it used."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import docker.errors
+import requests
+
+from .network import Network
+
+
+def describe_network(network: Network) -> str:
+    """One line for the network, then one per service: image, aliases, address, state."""
+    lines = [f"network {network.name} ({network.id[:12]}) subnet {network.subnet} gateway {network.gateway}"]
+    for service in network.services:
+        try:
+            state = service.reload().get("State", {})
+            status = str(state.get("Status", "?"))
+            if state.get("Status") == "exited":
+                status += f" (exit code {state.get('ExitCode')})"
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            status = f"unknown ({exc})"
+        aliases = ",".join(service.aliases) or "-"
+        lines.append(
+            f"  {service.name}  image={service.image}  aliases={aliases}  ip={service.ip}  state={status}"
+        )
+    if not network.services:
+        lines.append("  (no services)")
+    return "\n".join(lines)
+
+
+def report_sections(networks: Iterable[Network], log_lines: int) -> Iterator[tuple[str, str]]:
+    """``(title, content)`` sections for a failed test's report, as pytest shows captured output."""
+    for network in networks:
+        yield f"network {network.name}", describe_network(network)
+        if log_lines <= 0:
+            continue
+        for service in network.services:
+            try:
+                logs = service.logs(tail=log_lines).rstrip() or "(no output)"
+            except Exception as exc:  # noqa: BLE001 - a report must never fail the report
+                logs = f"(logs unavailable: {exc})"
+            yield f"logs of {service.name} (last {log_lines} lines)", logs
