@@ -22,6 +22,16 @@ from .network import Network
 from .service import ExecResult, Service
 from .wait import ServiceNotReadyError
 
+
+def __getattr__(name: str) -> object:
+    # service_fixture needs pytest; the core does not, so it is imported on first use.
+    if name == "service_fixture":
+        from .fixtures import service_fixture
+
+        return service_fixture
+    raise AttributeError(f"module 'pytest_dockernet' has no attribute {name!r}")
+
+
 __all__ = [
     "CleanupFailure",
     "CleanupWarning",
@@ -41,5 +51,6 @@ __all__ = [
     "ServiceNotReadyError",
     "ServiceStartError",
     "new_run_id",
+    "service_fixture",
     "wait",
 ]

@@ -104,7 +104,7 @@ class NetworkManager:
             if network not in self._alive:
                 return []
             self._alive.remove(network)
-            self.tally.containers_created += len(network.services)
+            self.tally.containers_created += network.started
         if self.identity.keep:
             with self._lock:
                 self.tally.kept.append(network.name)
@@ -112,7 +112,7 @@ class NetworkManager:
         failures = network.remove()
         failed_containers = sum(1 for f in failures if f.kind == "container")
         with self._lock:
-            self.tally.containers_removed += len(network.services) - failed_containers
+            self.tally.containers_removed += network.started - failed_containers
             self.tally.networks_removed += 0 if any(f.kind == "network" for f in failures) else 1
             self.tally.failures.extend(failures)
         return failures

@@ -67,6 +67,8 @@ class Network:
         self.test = test
         self.services: list[Service] = []
         """The services started on this network, in start order."""
+        self.started = 0
+        """How many services this network has started, including ones removed since."""
         self._guests: list[Service] = []
         self._names: set[str] = set()
         self._lock = threading.Lock()
@@ -188,6 +190,7 @@ class Network:
         service = Service(self, container, aliases, self._ip_of(container.attrs))
         with self._lock:
             self.services.append(service)
+            self.started += 1
         return service
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
@@ -312,6 +315,12 @@ class Network:
         with self._lock:
             if service in self._guests:
                 self._guests.remove(service)
+
+    def forget(self, service: Service) -> None:
+        """Stop accounting for ``service`` (already removed by :meth:`Service.remove`)."""
+        with self._lock:
+            if service in self.services:
+                self.services.remove(service)
 
     def remove(self) -> list[CleanupFailure]:
         """Remove the services (in parallel), then the network; return what could not be.

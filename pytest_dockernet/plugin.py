@@ -276,6 +276,25 @@ def docker_worker_network(
     _report(dockernet_manager.release(network))
 
 
+def _scoped_network(scope: str) -> Any:
+    """A network fixture of ``scope``: one body for the class, module and package scopes."""
+
+    def network_of_scope(
+        dockernet_manager: NetworkManager, request: pytest.FixtureRequest
+    ) -> Iterator[Network]:
+        network = _new_network(dockernet_manager, request.node.nodeid)
+        yield network
+        _report(dockernet_manager.release(network))
+
+    network_of_scope.__doc__ = f"A network shared by the tests of one {scope}."
+    return pytest.fixture(scope=scope, name=f"dockernet_{scope}_network")(network_of_scope)  # type: ignore[call-overload]
+
+
+dockernet_class_network = _scoped_network("class")
+dockernet_module_network = _scoped_network("module")
+dockernet_package_network = _scoped_network("package")
+
+
 NetworkFactory = Callable[..., Network]
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 from docker.utils.socket import frames_iter
 
+from .cleanup import CleanupFailure, remove_container
 from .engine import engine_errors, engine_host
 from .errors import ServiceError, hide_frames_of_own_errors
 
@@ -229,6 +230,12 @@ class Service:
         for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
             if endpoint.get("NetworkID") == self.network.id and endpoint.get("IPAddress"):
                 self.ip = IPv4Address(endpoint["IPAddress"])
+
+    def remove(self) -> CleanupFailure | None:
+        """Remove the container now, before its network goes; return what failed, if anything."""
+        failure = remove_container(self.container.client, self.id, self.name)  # type: ignore[arg-type]
+        self.network.forget(self)
+        return failure
 
     def logs(self, tail: int | None = None) -> str:
         """The container's stdout and stderr so far (the last ``tail`` lines if given)."""

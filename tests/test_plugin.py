@@ -328,3 +328,53 @@ def test_log_lines_option_is_validated(suite):
     result = suite.runpytest_subprocess("--dockernet-log-lines", "-3")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: pytest-dockernet: --dockernet-log-lines: '-3' is not valid*"])
+
+
+def test_declarative_service_fixtures_at_every_scope_with_dependencies(suite, docker_client):
+    suite.makeconftest(
+        f"""
+        from pytest_dockernet import service_fixture, wait
+
+        IMAGE = {TEST_IMAGE!r}
+        HTTPD = ["sh", "-c", "echo hello > /tmp/index.html; exec httpd -f -p 8080 -h /tmp"]
+
+        cache = service_fixture(IMAGE, HTTPD, alias="cache", scope="session", wait=wait.port(8080))
+        store = service_fixture(IMAGE, HTTPD, alias="store", scope="package", wait=wait.port(8080))
+        app = service_fixture(IMAGE, ["sleep", "300"], alias="app", scope="module",
+                              depends_on=[cache, "store"], environment={{"CACHE_URL": "http://cache:8080/"}})
+        worker = service_fixture(IMAGE, ["sleep", "300"], alias="worker", scope="class", depends_on=[app])
+        job = service_fixture(IMAGE, ["sleep", "300"], alias="job", depends_on=[worker, cache])
+        """
+    )
+    suite.makepyfile(
+        test_one="""
+        def test_app_reaches_its_dependencies_by_alias(app, cache):
+            assert app.exec(["sh", "-c", "wget -qO- $CACHE_URL"]).output == "hello\\n"
+            assert app.exec(["wget", "-qO-", "http://store:8080/"]).output == "hello\\n"
+            assert app.network.name.endswith("-1") or app.network is not cache.network
+
+        class TestWorkers:
+            def test_worker_reaches_app(self, worker):
+                assert worker.exec(["ping", "-c1", "-W2", "app"]).exit_code == 0
+
+            def test_job_reaches_worker_and_cache(self, job, worker, app):
+                assert job.exec(["ping", "-c1", "-W2", "worker"]).exit_code == 0
+                assert job.exec(["wget", "-qO-", "http://cache:8080/"]).output == "hello\\n"
+                assert job.network is not worker.network is not app.network
+
+        def test_same_module_same_app(app, request):
+            assert app.network.name.startswith("dockernet-")
+        """,
+    )
+    result = suite.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+    assert leftovers(docker_client, run_id(result)) == []
+
+
+def test_service_fixture_rejects_an_unknown_scope():
+    from pytest_dockernet import service_fixture
+
+    with pytest.raises(
+        ValueError, match="scope 'galaxy' is not one of function, class, module, package, session"
+    ):
+        service_fixture("x", scope="galaxy")
