@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from . import wait
 from .cleanup import CleanupFailure
 from .errors import (
@@ -23,7 +25,7 @@ from .service import ExecResult, Service
 from .wait import ServiceNotReadyError
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     # service_fixture needs pytest; the core does not, so it is imported on first use.
     if name == "service_fixture":
         from .fixtures import service_fixture
