@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import types
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ def service_fixture(
     scope: str = "function",
     depends_on: Sequence[Any] = (),
     wait: WaitArgument = None,
+    build: str | os.PathLike[str] | None = None,
     **run_kwargs: Any,
 ) -> Any:
     """Declare a service as a fixture; assign the result to the fixture's name.
@@ -39,7 +41,8 @@ def service_fixture(
     module-scoped network) once the services in ``depends_on`` (fixtures made by this
     function, or their names) have started; those are attached to its network too, with
     their aliases, so it reaches them by name. Teardown runs in reverse. ``wait`` and
-    ``run_kwargs`` go to :meth:`Network.run`. The fixture's value is the :class:`Service`.
+    ``run_kwargs`` go to :meth:`Network.run`. With ``build`` (a Dockerfile directory),
+    ``image`` is built from it first, once per run. The fixture's value is the :class:`Service`.
     """
     if scope not in NETWORK_FIXTURES:
         raise ValueError(f"service_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
@@ -47,6 +50,8 @@ def service_fixture(
 
     def start_service(request: pytest.FixtureRequest) -> Iterator[Service]:
         __tracebackhide__ = True
+        if build is not None:
+            request.getfixturevalue("docker_build")(build, image)
         network = request.getfixturevalue(NETWORK_FIXTURES[scope])
         for dependency in depends_on:
             needed: Service = request.getfixturevalue(fixture_name(dependency))

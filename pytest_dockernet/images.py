@@ -6,6 +6,7 @@ run (and concurrent runs) pull or build an image once and the others reuse it.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import os
@@ -74,6 +75,60 @@ def pull_image(client: docker.DockerClient, reference: str, *, state_dir: Path |
             raise ImageUnavailableError(
                 f"image {reference!r} is neither present on the engine nor pullable: {reason}"
             ) from None
+
+
+CONTEXT_LABEL = "pytest-dockernet.context-sha256"
+
+
+def context_digest(directory: Path) -> str:
+    """A digest of every file's path and content under a build context."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def build_image(
+    client: docker.DockerClient, context: str | os.PathLike[str], tag: str, *, state_dir: Path | None = None
+) -> bool:
+    """Build ``tag`` from the Dockerfile directory ``context`` unless it is built already.
+
+    The image is labelled with a digest of the context, so a changed context is rebuilt
+    and an unchanged one is not: xdist workers and concurrent runs build it once, one at
+    a time. Returns whether this call built it. Raises :class:`ImageUnavailableError`
+    with the end of the build log when the build fails.
+    """
+    __tracebackhide__ = hide_frames_of_own_errors
+    directory = Path(context)
+    if not (directory / "Dockerfile").is_file():
+        raise ImageUnavailableError(f"cannot build {tag!r}: {directory} has no Dockerfile")
+    digest = context_digest(directory)
+    with _locked(_image_lock(client, state_dir)):
+        if _built_from(client, tag) == digest:
+            return False
+        log.info("building image %s from %s", tag, directory)
+        try:
+            client.images.build(path=str(directory), tag=tag, rm=True, labels={CONTEXT_LABEL: digest})
+        except docker.errors.BuildError as exc:
+            tail = "".join(
+                str(line.get("stream") or line.get("error") or "") for line in list(exc.build_log)[-10:]
+            )
+            raise ImageUnavailableError(
+                f"building {tag!r} from {directory} failed: {exc.msg}\n{tail.rstrip()}"
+            ) from None
+        except docker.errors.APIError as exc:
+            raise ImageUnavailableError(
+                f"building {tag!r} from {directory} failed: {exc.explanation or exc}"
+            ) from None
+        return True
+
+
+def _built_from(client: docker.DockerClient, tag: str) -> str | None:
+    try:
+        labels = client.api.inspect_image(tag)["Config"].get("Labels") or {}  # type: ignore[no-untyped-call]
+    except docker.errors.ImageNotFound:
+        return None
+    return str(labels[CONTEXT_LABEL]) if CONTEXT_LABEL in labels else None
 
 
 def find_static_busybox() -> str | None:

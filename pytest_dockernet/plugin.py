@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import docker
 import pytest
 
-from . import engine, reaper, runs
+from . import engine, images, reaper, runs
 from .cleanup import CleanupFailure, warn_failures
 from .errors import DockernetError
 from .manager import NetworkManager, Tally
@@ -293,6 +293,21 @@ def _scoped_network(scope: str) -> Any:
 dockernet_class_network = _scoped_network("class")
 dockernet_module_network = _scoped_network("module")
 dockernet_package_network = _scoped_network("package")
+
+
+@pytest.fixture(scope="session")
+def docker_build(docker_client: docker.DockerClient) -> Callable[[str | os.PathLike[str], str], str]:
+    """``docker_build(context_dir, tag) -> tag``: build an image once per run, even under xdist."""
+
+    def build(context: str | os.PathLike[str], tag: str) -> str:
+        __tracebackhide__ = True
+        try:
+            images.build_image(docker_client, context, tag)
+        except DockernetError as exc:
+            _fail(exc)
+        return tag
+
+    return build
 
 
 NetworkFactory = Callable[..., Network]

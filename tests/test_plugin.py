@@ -378,3 +378,73 @@ def test_service_fixture_rejects_an_unknown_scope():
         ValueError, match="scope 'galaxy' is not one of function, class, module, package, session"
     ):
         service_fixture("x", scope="galaxy")
+
+
+def test_published_ports_under_xdist_never_collide(suite):
+    suite.makepyfile(
+        """
+        import json, socket
+        import pytest
+        from conftest import IMAGE
+        from pytest_dockernet import wait
+
+        @pytest.mark.parametrize("n", range(6))
+        def test_publish(docker_network, n):
+            web = docker_network.run(IMAGE, ["httpd", "-f", "-p", "8080", "-h", "/www"], ports={8080: None},
+                                     wait=wait.http(8080, status=404))
+            host, port = web.address(8080)
+            with socket.create_connection((host, port), timeout=2):
+                pass
+            with open(f"port-{n}.json", "w") as out:
+                json.dump([host, port], out)
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=6)
+    addresses = [tuple(json.loads(p.read_text())) for p in suite.path.glob("port-*.json")]
+    assert all(host == "127.0.0.1" for host, _ in addresses)
+
+
+def test_an_image_built_from_a_dockerfile_once_per_run_under_xdist(suite, docker_client):
+    tag, fixture_tag = f"dockernet-test/built-{os.getpid()}:1", f"dockernet-test/built-{os.getpid()}:2"
+    context = suite.mkdir("context")
+    (context / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo built > /stamp\n")
+    suite.makepyfile(
+        f"""
+        import pytest
+        from pytest_dockernet import images, service_fixture
+
+        stamped = service_fixture({fixture_tag!r}, ["sleep", "300"], alias="stamped", build="context")
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_build(docker_client, n):
+            built = images.build_image(docker_client, "context", {tag!r})
+            open(f"built-{{n}}", "w").write(str(built))
+
+        @pytest.mark.parametrize("n", range(2))
+        def test_service_from_a_built_image(stamped, n):
+            assert stamped.exec(["cat", "/stamp"]).output == "built\\n"
+        """
+    )
+    try:
+        result = suite.runpytest_subprocess("-p", "xdist", "-n", "2")
+        result.assert_outcomes(passed=6)
+        flags = sorted(p.read_text() for p in suite.path.glob("built-*"))
+        assert flags == ["False", "False", "False", "True"], "built once, by one worker; reused by the rest"
+        (context / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo changed > /stamp\n")
+        from pytest_dockernet import images
+
+        assert images.build_image(docker_client, context, tag) is True, "a changed context is rebuilt"
+    finally:
+        for name in (tag, fixture_tag):
+            docker_client.images.remove(name, force=True)
+
+
+def test_a_build_that_fails_names_the_image_and_shows_the_log(docker_client, tmp_path):
+    from pytest_dockernet import ImageUnavailableError, images
+
+    (tmp_path / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo about to fail; exit 3\n")
+    with pytest.raises(ImageUnavailableError, match=r"building 'dockernet-test/broken:1' from .* failed"):
+        images.build_image(docker_client, tmp_path, "dockernet-test/broken:1")
+    with pytest.raises(ImageUnavailableError, match="has no Dockerfile"):
+        images.build_image(docker_client, tmp_path / "nowhere", "dockernet-test/broken:1")
