@@ -21,6 +21,7 @@ from .errors import (
 from .manager import NetworkManager
 from .naming import RunIdentity, new_run_id
 from .network import Network
+from .partition import partition
 from .service import ExecResult, Service
 from .wait import ServiceNotReadyError
 
@@ -53,6 +54,7 @@ __all__ = [
     "ServiceNotReadyError",
     "ServiceStartError",
     "new_run_id",
+    "partition",
     "service_fixture",
     "wait",
 ]

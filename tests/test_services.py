@@ -166,3 +166,30 @@ def test_a_shared_alias_resolves_while_one_holder_is_up(net, image):
     assert str(first.ip) not in answers
     second.stop(timeout=0)
     assert not client.exec(["nslookup", "pool"]).ok
+
+
+def test_partition_into_groups_and_heal(manager, image):
+    from pytest_dockernet import partition
+
+    with manager.create_network() as net:
+        a, b, c = (net.run(image, SLEEP, alias=name, **NO_UPSTREAM_DNS) for name in ("a", "b", "c"))
+        outsider = net.run(image, SLEEP, alias="outsider", **NO_UPSTREAM_DNS)
+
+        def reach(source, target) -> bool:
+            return source.exec(["ping", "-c1", "-W1", target]).ok
+
+        with partition(net, [[a, b], [c]], manager.create_network) as islands:
+            assert len(islands) == 2
+            assert reach(a, "b")
+            assert reach(b, "a")
+            # Addresses, not names: a name nobody knows makes the resolver wait seconds.
+            assert not reach(a, str(c.ip))
+            assert not reach(c, str(a.ip))
+            assert not reach(outsider, str(a.ip))
+        for source, target in [(a, "c"), (c, "b"), (outsider, "a"), (b, "outsider")]:
+            assert reach(source, target), f"healed: {source.aliases[0]} reaches {target}"
+        with (
+            pytest.raises(ValueError, match="one group only"),
+            partition(net, [[a], [a]], manager.create_network),
+        ):
+            pass

@@ -1,0 +1,129 @@
+"""Time-to-ready of a service with each wait strategy, against the time it really needs.
+
+The service prints a line, opens a port and turns healthy about one second after it
+starts. For each strategy, pytest-dockernet's ``Network.run(..., wait=...)`` is timed
+against plain docker-py starting the same container and polling the same condition as
+tightly as it can (no sleep at all). Prints medians and the ratio (aim: within 10%).
+
+    python bench/bench_ready.py [--rounds 5] [--image IMAGE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from http import client as http_client
+
+import docker
+from docker.models.containers import Container
+from docker.types import IPAMConfig, IPAMPool
+
+from pytest_dockernet import NetworkManager, RunIdentity, new_run_id, wait
+from pytest_dockernet.images import import_busybox
+
+SERVICE = ["sh", "-c", "sleep 1; echo ready; touch /tmp/healthy; exec httpd -f -p 8080 -h /www"]
+HEALTHCHECK = {"test": ["CMD", "test", "-e", "/tmp/healthy"], "interval": 50_000_000, "retries": 100}
+
+
+def ip_of(container: Container) -> str:
+    container.reload()
+    return str(next(iter(container.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"])
+
+
+def connects(address: str) -> bool:
+    try:
+        with socket.create_connection((address, 8080), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def answers(address: str) -> bool:
+    connection = http_client.HTTPConnection(address, 8080, timeout=1)
+    try:
+        connection.request("GET", "/")
+        return connection.getresponse().status == 404
+    except (OSError, http_client.HTTPException):
+        return False
+    finally:
+        connection.close()
+
+
+def health(container: Container) -> str:
+    container.reload()
+    return str(container.attrs["State"].get("Health", {}).get("Status"))
+
+
+TIGHT: dict[str, Callable[[Container, str], bool]] = {
+    "log": lambda c, ip: b"ready" in c.logs(),
+    "port": lambda c, ip: connects(ip),
+    "http": lambda c, ip: answers(ip),
+    "healthy": lambda c, ip: health(c) == "healthy",
+    "command": lambda c, ip: c.exec_run(["test", "-e", "/tmp/healthy"]).exit_code == 0,
+}
+STRATEGIES = {
+    "log": lambda: wait.log("ready"),
+    "port": lambda: wait.port(8080),
+    "http": lambda: wait.http(8080, status=404),
+    "healthy": lambda: wait.healthy(),
+    "command": lambda: wait.command(["test", "-e", "/tmp/healthy"]),
+}
+
+
+def plain(client: docker.DockerClient, network_id: str, image: str, kind: str, n: int) -> float:
+    start = time.perf_counter()
+    container = client.containers.run(
+        image,
+        SERVICE,
+        detach=True,
+        name=f"bench-ready-{kind}-{n}",
+        network=network_id,
+        healthcheck=HEALTHCHECK,
+    )
+    ip = ip_of(container)
+    while not TIGHT[kind](container, ip):
+        pass
+    elapsed = time.perf_counter() - start
+    container.remove(force=True)
+    return elapsed
+
+
+def plugin(manager: NetworkManager, image: str, kind: str) -> float:
+    network = manager.create_network()
+    start = time.perf_counter()
+    network.run(image, SERVICE, healthcheck=HEALTHCHECK, wait=STRATEGIES[kind]())
+    elapsed = time.perf_counter() - start
+    manager.release(network)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--image", default=None)
+    args = parser.parse_args()
+    client = docker.from_env()
+    image = args.image or import_busybox(client, "dockernet-test/busybox:1")
+    manager = NetworkManager.for_client(client, RunIdentity(run=new_run_id(), worker="bench"))
+    ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet="10.196.1.0/26")])
+    network_id = str(client.networks.create("bench-ready", ipam=ipam).id)
+    print(f"time to ready (service needs ~1 s), median of {args.rounds} rounds")
+    print(f"  {'strategy':<9} {'docker-py, tight poll':>22} {'pytest-dockernet':>17} {'ratio':>6}")
+    try:
+        for kind in STRATEGIES:
+            tight = [plain(client, network_id, image, kind, n) for n in range(args.rounds)]
+            ours = [plugin(manager, image, kind) for _ in range(args.rounds)]
+            a, b = statistics.median(tight), statistics.median(ours)
+            print(f"  {kind:<9} {a:>20.3f} s {b:>15.3f} s {b / a:>6.2f}")
+    finally:
+        client.api.remove_network(network_id)
+        manager.close()
+
+
+if __name__ == "__main__":
+    main()
