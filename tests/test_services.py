@@ -57,6 +57,11 @@ def test_healthcheck_wait(net, image):
     )
     with pytest.raises(ServiceNotReadyError, match="has no HEALTHCHECK"):
         net.run(image, SLEEP, wait=wait.healthy())
+    never = {"test": ["CMD", "false"], "interval": 100_000_000, "retries": 1000}
+    with pytest.raises(
+        ServiceNotReadyError, match=r"not ready after 1\.\d s waiting for the HEALTHCHECK to report healthy"
+    ):
+        net.run(image, QUIET_HTTPD, healthcheck=never, wait=wait.healthy(timeout=1))
 
 
 @pytest.mark.parametrize(
