@@ -108,7 +108,10 @@ def build_image(
             return False
         log.info("building image %s from %s", tag, directory)
         try:
-            client.images.build(path=str(directory), tag=tag, rm=True, labels={CONTEXT_LABEL: digest})
+            # forcerm: a failed step must not leave its intermediate container behind.
+            client.images.build(
+                path=str(directory), tag=tag, rm=True, forcerm=True, labels={CONTEXT_LABEL: digest}
+            )
         except docker.errors.BuildError as exc:
             tail = "".join(
                 str(line.get("stream") or line.get("error") or "") for line in list(exc.build_log)[-10:]
