@@ -107,7 +107,16 @@ class Service:
         workdir: str | None,
     ) -> ExecResult:
         try:
-            exec_id = self._exec_create(cmd, stdin, environment, user, workdir)
+            exec_id: str = self._api.exec_create(
+                self.id,
+                cmd,
+                stdout=True,
+                stderr=True,
+                stdin=stdin is not None,
+                environment=environment,
+                user=user or "",
+                workdir=workdir,
+            )["Id"]
         except docker.errors.APIError as exc:
             raise ServiceError(
                 f"cannot run {cmd!r} in container {self.name}: {exc.explanation or exc}"
@@ -118,25 +127,6 @@ class Service:
             data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
             raw = self._exec_with_stdin(exec_id, data)
         return ExecResult(self._exit_code(exec_id), raw.decode("utf-8", "replace"))
-
-    def _exec_create(
-        self,
-        cmd: Command,
-        stdin: str | bytes | None,
-        environment: dict[str, str] | None,
-        user: str | None,
-        workdir: str | None,
-    ) -> str:
-        return self._api.exec_create(  # type: ignore[no-any-return]
-            self.id,
-            cmd,
-            stdout=True,
-            stderr=True,
-            stdin=stdin is not None,
-            environment=environment,
-            user=user or "",
-            workdir=workdir,
-        )["Id"]
 
     def _exec_with_stdin(self, exec_id: str, data: bytes) -> bytes:
         attached = self._api.exec_start(exec_id, socket=True)
