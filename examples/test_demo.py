@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_dockernet import ServiceStartError
+from pytest_dockernet import ServiceStartError, wait
 
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
 IDLE = ["sleep", "3600"]
 
 
 def test_client_reaches_server_by_alias(docker_network, busybox):
-    server = docker_network.run(busybox, HTTPD, alias="web")
+    server = docker_network.run(busybox, HTTPD, alias="web", wait=wait.port(8080))
     # exec with stdin: write the page the server will serve.
     server.exec(["sh", "-c", "cat > /www/index.html"], stdin="hello from web\n")
     client = docker_network.run(busybox, IDLE, alias="client")
