@@ -32,6 +32,17 @@ class Tally:
     swept_runs: list[str] = field(default_factory=list)
     swept: int = 0
 
+    def add(self, other: Tally) -> None:
+        """Add ``other``'s counts and lists to this tally (to sum xdist workers)."""
+        self.networks_created += other.networks_created
+        self.networks_removed += other.networks_removed
+        self.containers_created += other.containers_created
+        self.containers_removed += other.containers_removed
+        self.kept.extend(other.kept)
+        self.failures.extend(other.failures)
+        self.swept_runs.extend(other.swept_runs)
+        self.swept += other.swept
+
 
 class NetworkManager:
     """Creates networks with names, labels and subnets of one :class:`RunIdentity`.

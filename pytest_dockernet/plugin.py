@@ -116,14 +116,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     run = state.identity.run
     total = Tally()
     for tally in tallies:
-        total.networks_created += tally.networks_created
-        total.networks_removed += tally.networks_removed
-        total.containers_created += tally.containers_created
-        total.containers_removed += tally.containers_removed
-        total.kept.extend(tally.kept)
-        total.failures.extend(tally.failures)
-        total.swept_runs.extend(tally.swept_runs)
-        total.swept += tally.swept
+        total.add(tally)
     write = terminalreporter.write_line
     terminalreporter.section("pytest-dockernet")
     if total.swept_runs:
