@@ -20,7 +20,7 @@ import docker
 import docker.errors
 
 from .errors import CleanupWarning
-from .naming import LABEL_RUN
+from .naming import LABEL_PID, LABEL_RUN
 
 log = logging.getLogger("pytest_dockernet")
 
@@ -49,10 +49,13 @@ def _reason(exc: Exception) -> str:
 
 
 def find_labelled(
-    client: docker.DockerClient, run: str | None = None
+    client: docker.DockerClient, run: str | None = None, pid: int | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The containers and networks labelled by the plugin (of one ``run``, if given)."""
-    filters = {"label": LABEL_RUN if run is None else f"{LABEL_RUN}={run}"}
+    """The containers and networks labelled by the plugin (of one ``run``, made by ``pid``)."""
+    labels = [LABEL_RUN if run is None else f"{LABEL_RUN}={run}"]
+    if pid is not None:
+        labels.append(f"{LABEL_PID}={pid}")
+    filters = {"label": labels}
     return client.api.containers(all=True, filters=filters), client.api.networks(filters=filters)
 
 

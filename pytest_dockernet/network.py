@@ -23,7 +23,7 @@ from .engine import engine_errors, is_local
 from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
 from .images import pull_image
 from .naming import RunIdentity, container_name, normalize_aliases
-from .service import Command, Service, logs_text
+from .service import Command, Service, address_on, logs_text
 from .subnets import SubnetAllocator
 from .wait import WaitArgument, until_ready
 
@@ -284,10 +284,10 @@ class Network:
             cleanup.warn_failures([failure], stacklevel=3)
 
     def _ip_of(self, attrs: dict[str, Any]) -> IPv4Address:
-        for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
-            if endpoint.get("NetworkID") == self.id and endpoint.get("IPAddress"):
-                return IPv4Address(endpoint["IPAddress"])
-        raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
+        address = address_on(attrs, self.id)
+        if address is None:
+            raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
+        return address
 
     def connect(self, service: Service, aliases: str | Sequence[str] | None = None) -> IPv4Address:
         """Attach ``service`` to this network with ``aliases``; return its address here.

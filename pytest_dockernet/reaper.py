@@ -29,7 +29,8 @@ import docker
 import docker.errors
 import filelock
 
-from .naming import LABEL_HOST, LABEL_PID, LABEL_RUN
+from .cleanup import find_labelled
+from .naming import LABEL_HOST, LABEL_PID
 from .runs import pid_alive, remove_run, this_host
 
 log = logging.getLogger("pytest_dockernet.reaper")
@@ -105,15 +106,13 @@ class Reaper:
     def discover(self) -> None:
         """Learn the processes that made resources of this run on this host."""
         try:
-            client = self.client()
-            filters = {"label": f"{LABEL_RUN}={self.run}"}
-            items = client.api.containers(all=True, filters=filters) + client.api.networks(filters=filters)
+            containers, networks = find_labelled(self.client(), self.run)
         except docker.errors.DockerException as exc:
             log.warning("cannot list resources of run %s: %s", self.run, exc)
             self.problems += 1
             self._client = None
             return
-        for item in items:
+        for item in containers + networks:
             labels = item.get("Labels") or {}
             if labels.get(LABEL_HOST) == self.host and labels.get(LABEL_PID, "").isdigit():
                 self.watched.add(int(labels[LABEL_PID]))

@@ -129,10 +129,8 @@ def remove_run(
 
     Returns how many resources went, and what could not be removed.
     """
-    filters = [f"{LABEL_RUN}={run}"] + ([f"{LABEL_PID}={pid}"] if pid is not None else [])
-    containers = client.api.containers(all=True, filters={"label": filters})
+    containers, networks = find_labelled(client, run, pid)
     failures = remove_containers(client, [(c["Id"], c["Names"][0].lstrip("/")) for c in containers])
-    networks = client.api.networks(filters={"label": filters})
     for network in networks:
         failure = remove_network(client, network["Id"], network["Name"])
         if failure:

@@ -217,9 +217,7 @@ class Service:
                 ) from None
             attrs = self.reload()
         # A container that starts again may get another address: keep .ip current.
-        for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
-            if endpoint.get("NetworkID") == self.network.id and endpoint.get("IPAddress"):
-                self.ip = IPv4Address(endpoint["IPAddress"])
+        self.ip = address_on(attrs, self.network.id) or self.ip
 
     def remove(self) -> CleanupFailure | None:
         """Remove the container now, before its network goes; return what failed, if anything."""
@@ -240,6 +238,14 @@ class Service:
 
     def __repr__(self) -> str:
         return f"<Service {self.name} aliases={self.aliases} ip={self.ip}>"
+
+
+def address_on(attrs: dict[str, Any], network_id: str) -> IPv4Address | None:
+    """A container's IPv4 address on network ``network_id``, from its inspect data."""
+    for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+        if endpoint.get("NetworkID") == network_id and endpoint.get("IPAddress"):
+            return IPv4Address(endpoint["IPAddress"])
+    return None
 
 
 def logs_text(api: docker.APIClient, container_id: str, tail: int | None = None) -> str:
