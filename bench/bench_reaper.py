@@ -24,7 +24,8 @@ from pathlib import Path
 import docker
 
 from pytest_dockernet.images import import_busybox
-from pytest_dockernet.runs import pid_alive, remove_run
+from pytest_dockernet.processes import ProcessRef
+from pytest_dockernet.runs import remove_run
 
 SUITE = """
 import os, time
@@ -75,7 +76,7 @@ def one_round(client: docker.DockerClient, image: str, workdir: Path, by_hand: b
         time.sleep(0.01)
     elapsed = time.perf_counter() - start
     for pid in workers:
-        if pid_alive(pid):
+        if ProcessRef(pid).alive():
             os.kill(pid, signal.SIGKILL)
     return elapsed
 

@@ -87,10 +87,19 @@ def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> l
         if not chosen:
             err.write(f"no resources of run {args.run} on the engine\n")
             return []
-        if state_of(chosen[0]) == "alive" and not args.force:
+        state = state_of(chosen[0])
+        if state == "alive" and not args.force:
             err.write(
                 f"run {args.run} is still alive (pids {sorted(chosen[0].pids)}): stop it first,"
                 " or pass --force to remove its resources anyway\n"
+            )
+            return None
+        if state == "unknown" and not args.force:
+            hosts = ", ".join(sorted(chosen[0].hosts)) or "no host label"
+            err.write(
+                f"run {args.run} was made on another host ({hosts}), so this host cannot tell"
+                " whether it is still alive: prune it from that host, or pass --force once you"
+                " know it is over\n"
             )
             return None
         return chosen
@@ -154,9 +163,17 @@ def build_parser() -> argparse.ArgumentParser:
         " --dockernet-keep, and live runs, are left alone unless named with --run or --all.",
     )
     which = rm.add_mutually_exclusive_group()
-    which.add_argument("--run", metavar="ID", help="remove this run's resources (kept or dead)")
+    which.add_argument(
+        "--run",
+        metavar="ID",
+        help="remove this run's resources (kept or dead; alive or unknown with --force)",
+    )
     which.add_argument("--all", action="store_true", help="remove everything the plugin ever labelled")
-    rm.add_argument("--force", action="store_true", help="with --run: remove it even while it is alive")
+    rm.add_argument(
+        "--force",
+        action="store_true",
+        help="with --run: remove it even while it is alive, or made on another host",
+    )
     rm.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
     rm.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
     return parser

@@ -14,6 +14,7 @@ import requests
 from .errors import EngineUnavailableError
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 60.0
 HOW_TO_START = (
     "start an engine (for example 'sudo systemctl start docker', or 'sudo dockerd &'),"
     " or set DOCKER_HOST to one that runs"
@@ -37,25 +38,42 @@ def engine_host() -> str:
     return urlsplit(endpoint().replace("tcp://", "http://", 1)).hostname or "127.0.0.1"
 
 
-def connect(timeout: float = 60.0) -> docker.DockerClient:
-    """A client from the environment, checked with a ping.
+def connect(timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
+    """A client from the environment, checked with a ping; ``timeout`` bounds every call.
 
     Raises :class:`EngineUnavailableError` naming the endpoint and how to start an
     engine, instead of the connection library's traceback.
     """
     try:
-        client = docker.from_env(timeout=int(timeout))
+        client = docker.from_env(timeout=timeout)  # type: ignore[arg-type]  # requests takes floats
         client.ping()
-    except docker.errors.DockerException as exc:
-        reason = str(exc).split(": ", 1)[-1] if "Error while fetching server API version" in str(exc) else exc
+    except Exception as exc:  # noqa: BLE001 - docker, requests and urllib3 errors vary by transport
         raise EngineUnavailableError(
-            f"no Docker engine answers at {endpoint()} ({reason}); {HOW_TO_START}"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - requests/urllib3 errors vary by transport
-        raise EngineUnavailableError(
-            f"no Docker engine answers at {endpoint()} ({exc}); {HOW_TO_START}"
+            f"no Docker engine answers at {endpoint()} ({readable_reason(exc)}); {HOW_TO_START}"
         ) from None
     return client
+
+
+def readable_reason(exc: BaseException) -> str:
+    """The root cause of a connection failure in a few words.
+
+    urllib3 nests it: ``(('Connection aborted.', FileNotFoundError(2, 'No such file or
+    directory')))`` becomes ``connection aborted: no such file or directory``.
+    """
+    cause: BaseException | None = exc
+    seen = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror[0].lower() + cause.strerror[1:]
+        nested = [arg for arg in cause.args if isinstance(arg, BaseException)]
+        cause = (
+            nested[0] if nested else (getattr(cause, "reason", None) or cause.__cause__ or cause.__context__)
+        )
+    text = str(exc)
+    if "Error while fetching server API version" in text:
+        text = text.split(": ", 1)[-1]
+    return text or type(exc).__name__
 
 
 def engine_key(client: docker.DockerClient) -> str:
@@ -63,23 +81,29 @@ def engine_key(client: docker.DockerClient) -> str:
 
     Lock files are per engine: two endpoints of one engine (a socket and TCP) share them.
     """
-    try:
-        engine_id = client.api.info().get("ID")
-    except docker.errors.DockerException:
-        engine_id = None
+    with engine_errors("reading the engine's ID"):
+        try:
+            engine_id = client.api.info().get("ID")
+        except docker.errors.APIError:
+            engine_id = None
     return str(engine_id or client.api.base_url)
 
 
 @contextlib.contextmanager
 def engine_errors(action: str) -> Iterator[None]:
-    """Turn a connection to the engine lost during ``action`` into one sentence.
+    """Turn an engine lost or frozen during ``action`` into one sentence.
 
-    A restarted or stopped engine otherwise surfaces as a stack of urllib3 errors.
+    A restarted, stopped or frozen engine otherwise surfaces as a stack of urllib3 errors.
     """
     try:
         yield
-    except requests.exceptions.ConnectionError as exc:
-        reason = exc.args[0] if exc.args else exc
+    except requests.exceptions.Timeout as exc:
         raise EngineUnavailableError(
-            f"lost the Docker engine at {endpoint()} while {action}: {reason}"
+            f"the Docker engine at {endpoint()} did not answer in time while {action}"
+            f" ({readable_reason(exc)}): it is frozen or overloaded; --dockernet-engine-timeout"
+            " sets how long each call may take"
+        ) from None
+    except requests.exceptions.ConnectionError as exc:
+        raise EngineUnavailableError(
+            f"lost the Docker engine at {endpoint()} while {action}: {readable_reason(exc)}"
         ) from None

@@ -33,6 +33,14 @@ class ServiceStartError(DockernetError):
     """A service container could not be created or started, or exited at once."""
 
 
+class NetworkError(DockernetError):
+    """The engine refused to create a network, or to connect or disconnect a service."""
+
+
+class RunEndedError(DockernetError):
+    """The run's root process is gone: an orphaned worker must not create anything more."""
+
+
 class ServiceError(DockernetError):
     """The engine refused an operation on a service (a command in a stopped container, say)."""
 

@@ -12,8 +12,8 @@ import docker
 
 from .cleanup import CleanupFailure
 from .engine import engine_key
-from .errors import hide_frames_of_own_errors
-from .naming import RunIdentity
+from .errors import RunEndedError, hide_frames_of_own_errors
+from .naming import Labels, RunIdentity
 from .network import Network
 from .statedir import default_state_dir, ensure_private_dir, lock_path
 from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, SubnetAllocator
@@ -31,6 +31,7 @@ class Tally:
     failures: list[CleanupFailure] = field(default_factory=list)
     swept_runs: list[str] = field(default_factory=list)
     swept: int = 0
+    sweep_problem: str = ""
 
     def add(self, other: Tally) -> None:
         """Add ``other``'s counts and lists to this tally (to sum xdist workers)."""
@@ -42,6 +43,7 @@ class Tally:
         self.failures.extend(other.failures)
         self.swept_runs.extend(other.swept_runs)
         self.swept += other.swept
+        self.sweep_problem = self.sweep_problem or other.sweep_problem
 
 
 class NetworkManager:
@@ -59,11 +61,18 @@ class NetworkManager:
     """
 
     def __init__(
-        self, client: docker.DockerClient, identity: RunIdentity, allocator: SubnetAllocator
+        self,
+        client: docker.DockerClient,
+        identity: RunIdentity,
+        allocator: SubnetAllocator,
+        *,
+        engine: str | None = None,
     ) -> None:
         self.client = client
         self.identity = identity
         self.allocator = allocator
+        self.engine = engine or engine_key(client)
+        """The engine's identity (its ID): what the per-engine lock files are keyed by."""
         self.tally = Tally()
         self._alive: list[Network] = []
         self._lock = threading.Lock()
@@ -81,20 +90,31 @@ class NetworkManager:
     ) -> NetworkManager:
         """A manager whose allocation lock lives in the per-user state directory."""
         directory = ensure_private_dir(state_dir or default_state_dir())
-        lock = lock_path(directory, "subnets", engine_key(client))
+        engine = engine_key(client)
+        lock = lock_path(directory, "subnets", engine)
         allocator = SubnetAllocator(client, lock, pools, subnet_size, lock_timeout)
-        return cls(client, identity, allocator)
+        return cls(client, identity, allocator, engine=engine)
 
     def create_network(
         self,
         *,
         test: str | None = None,
         internal: bool = False,
-        labels: dict[str, str] | None = None,
+        labels: Labels | None = None,
         options: dict[str, str] | None = None,
     ) -> Network:
-        """A new network on a free subnet (see :meth:`Network.create`)."""
+        """A new network on a free subnet (see :meth:`Network.create`).
+
+        Raises :class:`RunEndedError` when the run's root process is gone: a worker
+        orphaned by a killed controller must not leave anything behind the reaper's back.
+        """
         __tracebackhide__ = hide_frames_of_own_errors
+        root = self.identity.root
+        if root.pid != self.identity.pid and not root.alive():
+            raise RunEndedError(
+                f"run {self.identity.run} is over (its root process {root.pid} is gone):"
+                " this orphaned process creates no more networks"
+            )
         network = Network.create(
             self.client,
             self.allocator,

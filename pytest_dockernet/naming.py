@@ -14,20 +14,27 @@ import re
 import secrets
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .errors import InvalidAliasError, hide_frames_of_own_errors
+from .processes import ProcessRef, format_start, start_time
 
 LABEL_PREFIX = "pytest-dockernet"
 LABEL_RUN = f"{LABEL_PREFIX}.run"
 LABEL_WORKER = f"{LABEL_PREFIX}.worker"
 LABEL_PID = f"{LABEL_PREFIX}.pid"
+LABEL_PID_START = f"{LABEL_PREFIX}.pid-start"
 LABEL_ROOT_PID = f"{LABEL_PREFIX}.root-pid"
+LABEL_ROOT_START = f"{LABEL_PREFIX}.root-start"
 LABEL_HOST = f"{LABEL_PREFIX}.host"
 LABEL_TEST = f"{LABEL_PREFIX}.test"
 LABEL_KEEP = f"{LABEL_PREFIX}.keep"
 
+HOST_ENV = "PYTEST_DOCKERNET_HOST"
+
+Labels = Mapping[str, str] | Sequence[str]
+"""Labels as docker-py takes them: a dict, or a list of keys (with empty values)."""
 DEFAULT_PREFIX = "dockernet"
 MAX_PREFIX_LENGTH = 16
 # Container names double as DNS names on the network: keep them within one DNS label.
@@ -38,6 +45,26 @@ _PREFIX_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _DNS_LABEL_RE = re.compile(r"^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$")
 _UNSAFE_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def this_host() -> str:
+    """This host's name as labels carry it: ``$PYTEST_DOCKERNET_HOST``, else the host name.
+
+    Liveness is judged only for runs of this host; set the variable where several machines
+    or containers share one host name and one engine.
+    """
+    return sanitize_label_value(os.environ.get(HOST_ENV) or socket.gethostname())
+
+
+def normalize_labels(labels: Labels | None) -> dict[str, str]:
+    """Labels as docker-py takes them (a dict, or a list of keys with empty values) as a dict."""
+    if labels is None:
+        return {}
+    if isinstance(labels, Mapping):
+        return {str(key): str(value) for key, value in labels.items()}
+    if isinstance(labels, str):
+        return {labels: ""}
+    return {str(key): "" for key in labels}
 
 
 def new_run_id() -> str:
@@ -108,7 +135,10 @@ class RunIdentity:
 
     ``run`` is shared by every xdist worker of one pytest run; ``worker`` is the xdist
     worker id (``gw0``...) or ``main``; ``root_pid`` is the run's first process (the xdist
-    controller), which the reaper watches. The counter makes names unique in a process.
+    controller), which the reaper watches. ``started`` and ``root_started`` are those
+    processes' start times (read from the system when not given), so that a recycled pid
+    is never taken for them. ``extra_labels`` go on every resource (the plugin's own win).
+    The counter makes names unique in a process.
     """
 
     run: str
@@ -116,13 +146,31 @@ class RunIdentity:
     prefix: str = DEFAULT_PREFIX
     pid: int = field(default_factory=os.getpid)
     root_pid: int = 0
-    host: str = field(default_factory=socket.gethostname)
+    host: str = field(default_factory=this_host)
     keep: bool = False
+    started: float | None = None
+    root_started: float | None = None
+    extra_labels: dict[str, str] = field(default_factory=dict)
     _counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.root_pid = self.root_pid or self.pid
+        if self.started is None:
+            self.started = start_time(self.pid)
+        if not self.root_pid or self.root_pid == self.pid:
+            self.root_pid, self.root_started = self.pid, self.started
+        elif self.root_started is None:
+            self.root_started = start_time(self.root_pid)
+
+    @property
+    def process(self) -> ProcessRef:
+        """The process that creates resources."""
+        return ProcessRef(self.pid, self.started)
+
+    @property
+    def root(self) -> ProcessRef:
+        """The run's root process (the xdist controller)."""
+        return ProcessRef(self.root_pid, self.root_started)
 
     def next_network_name(self) -> str:
         """A network name that no other run, worker or call has produced."""
@@ -131,15 +179,17 @@ class RunIdentity:
         worker = sanitize_name_part(self.worker, 16)
         return f"{self.prefix}-{self.run}-{worker}-{number}"
 
-    def labels(self, test: str | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    def labels(self, test: str | None = None, extra: Labels | None = None) -> dict[str, str]:
         """The labels every resource of this identity carries (``extra`` cannot override them)."""
-        labels = dict(extra or {})
+        labels = {**self.extra_labels, **normalize_labels(extra)}
         labels.update(
             {
                 LABEL_RUN: self.run,
                 LABEL_WORKER: self.worker,
                 LABEL_PID: str(self.pid),
+                LABEL_PID_START: format_start(self.started),
                 LABEL_ROOT_PID: str(self.root_pid),
+                LABEL_ROOT_START: format_start(self.root_started),
                 LABEL_HOST: sanitize_label_value(self.host),
             }
         )

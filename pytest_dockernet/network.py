@@ -20,9 +20,15 @@ from docker.types import IPAMConfig, IPAMPool
 from . import cleanup
 from .cleanup import CleanupFailure
 from .engine import engine_errors, is_local
-from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
+from .errors import (
+    DockernetError,
+    ImageUnavailableError,
+    NetworkError,
+    ServiceStartError,
+    hide_frames_of_own_errors,
+)
 from .images import pull_image
-from .naming import RunIdentity, container_name, normalize_aliases
+from .naming import Labels, RunIdentity, container_name, normalize_aliases
 from .service import Command, Service, address_on, logs_text
 from .subnets import SubnetAllocator
 from .wait import WaitArgument, until_ready
@@ -88,7 +94,7 @@ class Network:
         *,
         test: str | None = None,
         internal: bool = False,
-        labels: dict[str, str] | None = None,
+        labels: Labels | None = None,
         options: dict[str, str] | None = None,
     ) -> Network:
         """Create a labelled bridge network on a free subnet of the allocator's pools."""
@@ -109,7 +115,12 @@ class Network:
             return str(response["Id"])
 
         with engine_errors(f"creating network {name}"):
-            network_id, subnet = allocator.allocate(create_on)
+            try:
+                network_id, subnet = allocator.allocate(create_on)
+            except docker.errors.APIError as exc:
+                raise NetworkError(
+                    f"the engine refused to create network {name}: {exc.explanation or exc}"
+                ) from None
         log.debug("created network %s (%s) on %s", name, network_id[:12], subnet)
         return cls(client, network_id, name, subnet, identity, test=test, internal=internal)
 
@@ -233,7 +244,7 @@ class Network:
         ports = docker_kwargs.get("ports")
         if ports and is_local():
             # Publish on loopback only: a test's service has no business on the LAN.
-            docker_kwargs["ports"] = {k: ("127.0.0.1", None) if v is None else v for k, v in ports.items()}
+            docker_kwargs["ports"] = {port: on_loopback(binding) for port, binding in ports.items()}
         if docker_kwargs.pop("detach", True) is not True:
             raise TypeError("Network.run() always detaches; run a one-off command with Service.exec()")
 
@@ -257,12 +268,26 @@ class Network:
         return self._create_container_once(image, create_args)
 
     def _create_container_once(self, image: str, create_args: dict[str, Any]) -> Container:
+        __tracebackhide__ = hide_frames_of_own_errors
         # What ``containers.create`` does, minus its inspect: run() inspects after start anyway.
         # _create_container_args is docker-py's own (private, stable since 2.0) translation
         # of ``containers.run`` arguments, so docker_kwargs mean exactly what they mean there.
         kwargs = dict(create_args, image=image, version=self.client.api.api_version)
         args = docker_containers._create_container_args(kwargs)  # type: ignore[attr-defined]
-        response = self.client.api.create_container(**args)
+        try:
+            response = self.client.api.create_container(**args)
+        except docker.errors.ImageNotFound:
+            raise
+        except docker.errors.APIError as exc:
+            reason = str(exc.explanation or exc)
+            if "invalid reference format" in reason:
+                raise ImageUnavailableError(
+                    f"image {image!r} is not a valid image reference ({reason}): write"
+                    " [registry/]name[:tag] in lower case, such as redis:7"
+                ) from None
+            raise ServiceStartError(
+                f"container {create_args['name']} (image {image!r}) could not be created: {reason}"
+            ) from None
         return self.client.containers.prepare_model({"Id": response["Id"]})
 
     def _fail_exited(self, container_id: str, cname: str, image: str, state: dict[str, Any]) -> None:
@@ -301,7 +326,12 @@ class Network:
         if not names and service.network is self:
             names = service.aliases
         with engine_errors(f"connecting {service.name} to network {self.name}"):
-            self.client.api.connect_container_to_network(service.id, self.id, aliases=names or None)
+            try:
+                self.client.api.connect_container_to_network(service.id, self.id, aliases=names or None)
+            except docker.errors.APIError as exc:
+                raise NetworkError(
+                    f"connecting {service.name} to network {self.name} failed: {exc.explanation or exc}"
+                ) from None
             if service.network is not self:
                 with self._lock:
                     self._guests.append(service)
@@ -311,7 +341,12 @@ class Network:
         """Detach ``service`` from this network: it can no longer reach it or be reached on it."""
         __tracebackhide__ = hide_frames_of_own_errors
         with engine_errors(f"disconnecting {service.name} from network {self.name}"):
-            self.client.api.disconnect_container_from_network(service.id, self.id)
+            try:
+                self.client.api.disconnect_container_from_network(service.id, self.id)
+            except docker.errors.APIError as exc:
+                raise NetworkError(
+                    f"disconnecting {service.name} from network {self.name} failed: {exc.explanation or exc}"
+                ) from None
         with self._lock:
             if service in self._guests:
                 self._guests.remove(service)
@@ -352,3 +387,26 @@ class Network:
 
     def __repr__(self) -> str:
         return f"<Network {self.name} {self.subnet} id={self.id[:12]}>"
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def on_loopback(binding: Any) -> Any:
+    """A ``ports`` value of docker-py's ``containers.run``, published on loopback only.
+
+    Every form docker-py takes is handled (None, a port, ``(ip, port)``, ``(ip,)``,
+    ``(port,)``, ``{"HostIp": ..., "HostPort": ...}`` and lists of them); a binding that
+    names a host address keeps it, so ``("0.0.0.0", 8080)`` still publishes on every interface.
+    """
+    if isinstance(binding, list):
+        return [on_loopback(item) for item in binding]
+    if isinstance(binding, tuple):
+        if len(binding) == 2:
+            return binding if binding[0] else (LOOPBACK, binding[1])
+        if len(binding) == 1 and isinstance(binding[0], str) and binding[0]:
+            return binding
+        return (LOOPBACK, binding[0] if binding else None)
+    if isinstance(binding, dict):
+        return binding if binding.get("HostIp") else {**binding, "HostIp": LOOPBACK}
+    return (LOOPBACK, binding)

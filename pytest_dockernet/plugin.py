@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import docker
+import docker.errors
 import pytest
 
 from . import engine, images, reaper, runs
-from .cleanup import CleanupFailure, warn_failures
+from .cleanup import CleanupFailure, find_labelled, warn_failures
 from .errors import DockernetError
 from .manager import NetworkManager, Tally
-from .naming import RunIdentity, new_run_id
+from .naming import Labels, RunIdentity, new_run_id
 from .network import Network
 from .report import report_sections
+from .rundir import RunDir
 from .settings import HELP, SETTING_KEYS, Settings, SettingsError, ini_name, option_name, resolve
 from .statedir import default_state_dir, ensure_private_dir
 
 RUN_INPUT_KEY = "dockernet_run"
 ROOT_PID_INPUT_KEY = "dockernet_root_pid"
-TALLY_OUTPUT_KEY = "dockernet_tally"
+ROOT_START_INPUT_KEY = "dockernet_root_start"
 
 
 @dataclass
@@ -33,7 +35,7 @@ class PluginState:
     settings: Settings
     identity: RunIdentity
     manager: NetworkManager | None = None
-    worker_tallies: list[Tally] = field(default_factory=list)
+    run_dir: RunDir | None = None
 
 
 state_key = pytest.StashKey[PluginState]()
@@ -50,9 +52,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--dockernet-no-sweep", dest="dockernet_sweep", action="store_false", default=None, help=HELP["sweep"]
     )
     group.addoption(option_name("log_lines"), metavar="N", help=HELP["log_lines"])
-    for key in ("prefix", "subnet_size", "keep", "lock_timeout", "sweep", "log_lines"):
+    group.addoption(option_name("engine_timeout"), metavar="SECONDS", help=HELP["engine_timeout"])
+    group.addoption(
+        option_name("labels"),
+        dest="dockernet_labels",
+        metavar="KEY=VALUE",
+        action="append",
+        help=HELP["labels"],
+    )
+    for key in ("prefix", "subnet_size", "keep", "lock_timeout", "sweep", "log_lines", "engine_timeout"):
         parser.addini(ini_name(key), HELP[key])
-    parser.addini(ini_name("pool"), HELP["pool"], type="args")
+    for key in ("pool", "labels"):
+        parser.addini(ini_name(key), HELP[key], type="args")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -63,12 +74,15 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"pytest-dockernet: {exc}") from None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    inherited = workerinput or {}
     identity = RunIdentity(
-        run=(workerinput or {}).get(RUN_INPUT_KEY) or new_run_id(),
-        root_pid=(workerinput or {}).get(ROOT_PID_INPUT_KEY) or os.getpid(),
+        run=inherited.get(RUN_INPUT_KEY) or new_run_id(),
+        root_pid=inherited.get(ROOT_PID_INPUT_KEY) or os.getpid(),
+        root_started=inherited.get(ROOT_START_INPUT_KEY),
         worker=workerinput["workerid"] if workerinput else "main",
         prefix=settings.prefix,
         keep=settings.keep,
+        extra_labels=dict(settings.labels),
     )
     config.stash[state_key] = PluginState(settings, identity)
     if config.pluginmanager.hasplugin("xdist"):
@@ -76,7 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 class XdistHooks:
-    """Shares the run id with workers, and brings their tallies back to the controller."""
+    """Shares the run id and the root process with the workers."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
@@ -86,29 +100,62 @@ class XdistHooks:
         identity = self.config.stash[state_key].identity
         node.workerinput[RUN_INPUT_KEY] = identity.run
         node.workerinput[ROOT_PID_INPUT_KEY] = identity.root_pid
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        data = getattr(node, "workeroutput", {}).get(TALLY_OUTPUT_KEY)
-        if data:
-            failures = [CleanupFailure(**f) for f in data.pop("failures")]
-            self.config.stash[state_key].worker_tallies.append(Tally(**data, failures=failures))
+        node.workerinput[ROOT_START_INPUT_KEY] = identity.root_started
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    # A worker's tally goes to the run's directory rather than through execnet: it then
+    # reaches the controller's summary even when the run was interrupted (Ctrl-C), which
+    # stops the controller from reading what workers send.
     state = session.config.stash.get(state_key, None)
-    workeroutput = getattr(session.config, "workeroutput", None)
-    if state is None or state.manager is None or workeroutput is None:
+    if state is None or state.manager is None or state.run_dir is None:
         return
-    workeroutput[TALLY_OUTPUT_KEY] = asdict(state.manager.tally)
+    if hasattr(session.config, "workerinput"):
+        state.run_dir.write_tally(state.identity.worker, asdict(state.manager.tally))
+
+
+def _worker_tallies(state: PluginState) -> list[Tally]:
+    run_dir = state.run_dir or RunDir(default_state_dir(), state.identity.run)
+    tallies = []
+    for data in run_dir.tallies().values():
+        failures = [CleanupFailure(**f) for f in data.pop("failures", [])]
+        tallies.append(Tally(**data, failures=failures))
+    return tallies
+
+
+def _unaccounted(settings: Settings, run: str, failures: list[CleanupFailure]) -> str | None:
+    """What of the run is still on the engine although no failure accounts for it."""
+    try:
+        client = engine.connect(timeout=settings.engine_timeout)
+        try:
+            containers, networks = find_labelled(client, run)
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - the summary must never fail
+        return f"could not check the engine for leftovers of the run: {engine.readable_reason(exc)}"
+    failed = {failure.id for failure in failures}
+    networks = [n for n in networks if n["Id"] not in failed]
+    containers = [c for c in containers if c["Id"] not in failed]
+    if not networks and not containers:
+        return None
+    return (
+        f"{plural(len(networks), 'network')} and {plural(len(containers), 'container')} of the run"
+        " are still on the engine (a process of the run did not finish its teardown); the"
+        " reaper removes them once the run's processes are gone"
+    )
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 network``, ``2 networks``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(state_key, None)
     if state is None or hasattr(config, "workerinput"):
         return
-    tallies = list(state.worker_tallies)
+    tallies = _worker_tallies(state)
     if state.manager is not None:
         tallies.append(state.manager.tally)
     if not tallies:
@@ -124,6 +171,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             f"swept {total.swept} resources left by {len(total.swept_runs)} dead runs"
             f" ({', '.join(total.swept_runs)}) before starting"
         )
+    if total.sweep_problem:
+        write(f"the start-up sweep of dead runs failed: {total.sweep_problem}")
     write(
         f"run {run}: created {total.networks_created} networks and {total.containers_created}"
         f" containers; removed {total.networks_removed} networks and {total.containers_removed}"
@@ -141,6 +190,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if total.kept or total.failures:
         write("remove them with:")
         write(f"  {removal_command(run)}")
+    if not state.settings.keep:
+        unaccounted = _unaccounted(state.settings, run, total.failures)
+        if unaccounted:
+            write(unaccounted)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -190,11 +243,11 @@ def _report(failures: list[CleanupFailure]) -> None:
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> Iterator[docker.DockerClient]:
+def docker_client(pytestconfig: pytest.Config) -> Iterator[docker.DockerClient]:
     """A ``docker.DockerClient`` from the environment (``DOCKER_HOST`` and friends)."""
     __tracebackhide__ = True
     try:
-        client = engine.connect()
+        client = engine.connect(timeout=_state(pytestconfig).settings.engine_timeout)
     except DockernetError as exc:
         _fail(exc)
     yield client
@@ -209,38 +262,44 @@ def dockernet_manager(
     __tracebackhide__ = True
     state = _state(pytestconfig)
     settings = state.settings
+    identity = state.identity
     try:
         state_dir = ensure_private_dir(default_state_dir())
+        # Registered before this process may create anything: the reaper waits for it.
+        state.run_dir = RunDir(state_dir, identity.run)
+        state.run_dir.register(identity.process)
         manager = NetworkManager.for_client(
             docker_client,
-            state.identity,
+            identity,
             pools=settings.pools,
             subnet_size=settings.subnet_size,
             lock_timeout=settings.lock_timeout,
             state_dir=state_dir,
         )
+        started = not settings.keep and reaper.ensure_reaper(
+            state.run_dir, identity.root, state_dir, lock_timeout=settings.lock_timeout
+        )
     except DockernetError as exc:
         _fail(exc)
     state.manager = manager
-    if not settings.keep:
-        _guard_run(manager, state_dir, sweep_first=settings.sweep)
+    if started and settings.sweep:
+        _sweep(manager, state_dir)
     yield manager
     _report(manager.close())
 
 
-def _guard_run(manager: NetworkManager, state_dir: Path, *, sweep_first: bool) -> None:
-    """Once per run: sweep what dead runs left, then start the run's reaper."""
-
-    def sweep_dead_runs() -> None:
-        report = runs.sweep(manager.client, runs.dead_runs(manager.client))
+def _sweep(manager: NetworkManager, state_dir: Path) -> None:
+    """Once per run, by the process that started its reaper: remove what dead runs left."""
+    try:
+        with engine.engine_errors("sweeping the dead runs of this host"):
+            report = runs.sweep_dead_runs(manager.client, state_dir, manager.engine)
+    except (DockernetError, docker.errors.DockerException) as exc:
+        manager.tally.sweep_problem = str(exc)
+        return
+    if report is not None:
         manager.tally.swept_runs.extend(report.runs)
         manager.tally.swept += report.removed
         manager.tally.failures.extend(report.failures)
-
-    identity = manager.identity
-    reaper.ensure_reaper(
-        identity.run, identity.root_pid, state_dir, before_start=sweep_dead_runs if sweep_first else None
-    )
 
 
 def _new_network(manager: NetworkManager, test: str | None, **kwargs: Any) -> Network:
@@ -317,7 +376,7 @@ def docker_network_factory(
     made: list[Network] = []
 
     def make(
-        *, internal: bool = False, labels: dict[str, str] | None = None, options: dict[str, str] | None = None
+        *, internal: bool = False, labels: Labels | None = None, options: dict[str, str] | None = None
     ) -> Network:
         __tracebackhide__ = True
         network = _new_network(

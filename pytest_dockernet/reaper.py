@@ -1,15 +1,20 @@
 """The crash reaper: one small watchdog process per run that cleans up after dead processes.
 
-The first process of a run that creates a network starts it (under a file lock, so a run
-gets one however many xdist workers it has). It lives in a session of its own, so a
+The first process of a run that creates a network starts it (under the run's own lock, so
+a run gets one however many xdist workers it has). It lives in a session of its own, so a
 Ctrl-C in the terminal does not reach it, and it watches:
 
-- every process named in the run's labels: when one dies while the run goes on (a worker
-  killed by the OOM killer), the resources that process made are removed;
-- the run's root process (the xdist controller): when it is gone, every container and
-  network of the run is removed, containers first; then the reaper exits.
+- every process of the run: those registered in the run's directory (each process
+  registers before it may create anything) and those named in the run's labels. When one
+  dies while the run goes on (a worker killed by the OOM killer), the resources that
+  process made are removed;
+- the run's root process (the xdist controller): once it is gone, every container and
+  network of the run is removed, containers first, again and again until no process of the
+  run is left and nothing of the run remains; then the reaper exits.
 
-It needs nothing but the engine endpoint of the run (``DOCKER_HOST`` and friends are
+Any failure to reach the engine (restarting, frozen, gone) is taken as passing: the reaper
+keeps trying, with a fresh client, until the engine answers or its patience runs out. It
+needs nothing but the engine endpoint of the run (``DOCKER_HOST`` and friends are
 inherited) and never touches resources of another run. ``--dockernet-keep`` starts none.
 """
 
@@ -22,163 +27,233 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import docker
-import docker.errors
 import filelock
 
 from .cleanup import find_labelled
-from .naming import LABEL_HOST, LABEL_PID
-from .runs import pid_alive, remove_run, this_host
+from .errors import LockTimeoutError
+from .naming import LABEL_HOST, this_host
+from .processes import ProcessRef, format_start, parse_start
+from .rundir import RunDir
+from .runs import processes_in, remove_run
 
 log = logging.getLogger("pytest_dockernet.reaper")
 
+T = TypeVar("T")
+
 POLL_SECONDS = 0.1
 DISCOVER_SECONDS = 1.0
-# After the root process is gone, how long lingering workers are waited for.
-LINGER_SECONDS = 60.0
-ENGINE_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 1.0
+# Each engine call of the reaper gives up after this long, so a frozen engine is retried.
+ENGINE_TIMEOUT = 10
+# Once the run is over: how long to keep trying an engine that does not answer, and to
+# wait for processes of the run that linger (orphaned xdist workers).
+PATIENCE_SECONDS = 3600.0
+# How often a removal the engine answers but refuses (a broken storage driver) is retried.
+REFUSED_ATTEMPTS = 5
 
 
-def pid_file(state_dir: Path, run: str) -> Path:
-    """Where the reaper of ``run`` writes its process id while it runs."""
-    return state_dir / f"reaper-{run}.pid"
+def log_file(state_dir: Path, run: str) -> Path:
+    """Where the reaper of ``run`` logs; kept after it exits only if it met trouble."""
+    return state_dir / f"reaper-{run}.log"
 
 
-def ensure_reaper(
-    run: str, root_pid: int, state_dir: Path, *, before_start: Callable[[], None] | None = None
-) -> bool:
-    """Start the reaper of ``run`` unless one runs already; return whether this call started it.
+def ensure_reaper(run_dir: RunDir, root: ProcessRef, state_dir: Path, *, lock_timeout: float) -> bool:
+    """Start the reaper of the run unless one runs already; return whether this call started it.
 
-    ``before_start`` runs once per run, under the same lock, before the reaper starts
-    (the plugin sweeps dead runs there).
+    The lock is the run's own, so no other run ever waits on it. Raises
+    :class:`LockTimeoutError` naming the lock file when it is not had within ``lock_timeout``.
     """
-    with filelock.FileLock(str(state_dir / "reaper.lock"), timeout=60):
-        path = pid_file(state_dir, run)
-        with contextlib.suppress(OSError, ValueError):
-            if pid_alive(int(path.read_text())):
-                return False
-        if before_start is not None:
-            before_start()
-        log_file = open(state_dir / f"reaper-{run}.log", "ab")  # noqa: SIM115 - handed to the child
-        with log_file:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest_dockernet.reaper",
-                    "--run",
-                    run,
-                    "--root-pid",
-                    str(root_pid),
-                    "--state-dir",
-                    str(state_dir),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # a Ctrl-C for pytest must not reach the reaper
-                close_fds=True,
-            )
-        path.write_text(str(process.pid))
+    lock = filelock.FileLock(str(run_dir.reaper_lock), timeout=lock_timeout)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise LockTimeoutError(
+            f"could not acquire the reaper lock {lock.lock_file} of run {run_dir.run} within"
+            f" {lock_timeout:g} s (--dockernet-lock-timeout): another process of the run holds it"
+        ) from None
+    try:
+        running = run_dir.reaper()
+        if running is not None and running.alive():
+            return False
+        pid = _spawn(run_dir.run, root, state_dir)
+        run_dir.write_reaper(ProcessRef.of(pid))
         return True
+    finally:
+        lock.release()
+
+
+def _spawn(run: str, root: ProcessRef, state_dir: Path) -> int:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest_dockernet.reaper",
+        "--run",
+        run,
+        "--root-pid",
+        str(root.pid),
+        "--root-start",
+        format_start(root.started),
+        "--state-dir",
+        str(state_dir),
+    ]
+    with open(log_file(state_dir, run), "ab") as output, warnings.catch_warnings():
+        # The reaper outlives this process on purpose. Popen warns (ResourceWarning, an
+        # error under -W error) when its object is dropped while the child runs; the
+        # object is dropped here, and subprocess still reaps the child once it exits.
+        warnings.simplefilter("ignore", ResourceWarning)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a Ctrl-C for pytest must not reach the reaper
+            close_fds=True,
+        )
+        pid = process.pid
+        del process
+    return pid
 
 
 class Reaper:
     """Watches the processes of one run and removes what the dead ones leave."""
 
-    def __init__(self, client_factory: Callable[[], docker.DockerClient], run: str, root_pid: int) -> None:
+    def __init__(
+        self,
+        client_factory: Callable[[], docker.DockerClient],
+        run: str,
+        root: ProcessRef,
+        run_dir: RunDir | None = None,
+        *,
+        patience: float = PATIENCE_SECONDS,
+    ) -> None:
         self.client_factory = client_factory
         self.run = run
-        self.root_pid = root_pid
+        self.root = root
+        self.run_dir = run_dir
+        self.patience = patience
         self.host = this_host()
-        self.watched: set[int] = set()
+        self.watched: set[ProcessRef] = set()
         self.problems = 0
         self._client: docker.DockerClient | None = None
 
-    def client(self) -> docker.DockerClient:
-        if self._client is None:
-            self._client = self.client_factory()
-        return self._client
+    def _engine(self, action: str, call: Callable[[docker.DockerClient], T]) -> T | None:
+        """``call`` with a client, or None (logged) when the engine failed us in any way."""
+        try:
+            if self._client is None:
+                self._client = self.client_factory()
+            return call(self._client)
+        except Exception as exc:  # noqa: BLE001 - docker, requests and urllib3 errors alike: retried
+            log.warning("the engine failed while %s (run %s): %s", action, self.run, exc)
+            self.problems += 1
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+            self._client = None  # a restarted engine needs new connections
+            return None
 
     def discover(self) -> None:
-        """Learn the processes that made resources of this run on this host."""
-        try:
-            containers, networks = find_labelled(self.client(), self.run)
-        except docker.errors.DockerException as exc:
-            log.warning("cannot list resources of run %s: %s", self.run, exc)
-            self.problems += 1
-            self._client = None
-            return
-        for item in containers + networks:
+        """Learn the processes of this run: registered ones, and those in its labels."""
+        if self.run_dir is not None:
+            self.watched |= self.run_dir.processes()
+        found = self._engine("listing its resources", lambda client: find_labelled(client, self.run))
+        for item in [] if found is None else found[0] + found[1]:
             labels = item.get("Labels") or {}
-            if labels.get(LABEL_HOST) == self.host and labels.get(LABEL_PID, "").isdigit():
-                self.watched.add(int(labels[LABEL_PID]))
+            if labels.get(LABEL_HOST) == self.host:
+                self.watched |= processes_in(labels)
 
-    def remove(self, pid: int | None = None) -> bool:
-        """Remove the run's resources (one process's, if ``pid``); False if the engine failed us."""
-        try:
-            removed, failures = remove_run(self.client(), self.run, pid)
-        except docker.errors.DockerException as exc:
-            log.warning("cannot remove resources of run %s: %s", self.run, exc)
-            self.problems += 1
-            self._client = None
-            return False
+    def remove(self, pid: int | None = None) -> bool | None:
+        """Remove the run's resources (one process's, if ``pid``).
+
+        True when nothing failed, False when the engine refused a removal, None when it
+        could not be reached.
+        """
         what = f"process {pid}" if pid is not None else "the run"
+        result = self._engine(f"removing the resources of {what}", lambda c: remove_run(c, self.run, pid))
+        if result is None:
+            return None
+        removed, failures = result
         if removed:
             log.info("removed %d resources of %s (run %s)", removed, what, self.run)
         for failure in failures:
             log.warning("%s", failure)
         self.problems += len(failures)
-        return True
+        return not failures
+
+    def lingering(self) -> set[ProcessRef]:
+        """The processes of the run, other than its root, that still run."""
+        return {p for p in self.watched if p.pid != self.root.pid and p.alive()}
 
     def watch(self) -> None:
         """Return once the root process is gone and the run is cleaned."""
         last_discovery = 0.0
-        while pid_alive(self.root_pid):
+        while self.root.alive():
             if time.monotonic() - last_discovery >= DISCOVER_SECONDS:
                 self.discover()
                 last_discovery = time.monotonic()
-            for pid in [p for p in self.watched if p != self.root_pid and not pid_alive(p)]:
-                if self.remove(pid):
-                    self.watched.discard(pid)
+            for process in [p for p in self.watched if p.pid != self.root.pid and not p.alive()]:
+                if self.remove(process.pid) is True:
+                    self.watched.discard(process)
             time.sleep(POLL_SECONDS)
         self.finish()
 
     def finish(self) -> None:
-        """The run is over: remove everything now, and again once lingering workers are gone."""
-        deadline = time.monotonic() + ENGINE_RETRY_SECONDS
-        while not self.remove() and time.monotonic() < deadline:
-            time.sleep(1)
-        self.discover()
-        lingering = {p for p in self.watched if pid_alive(p)}
-        linger_deadline = time.monotonic() + LINGER_SECONDS
-        while lingering and time.monotonic() < linger_deadline:
-            time.sleep(POLL_SECONDS)
-            lingering = {p for p in lingering if pid_alive(p)}
-        if self.watched:
-            self.remove()
+        """The run is over: remove everything, and again until no process of it is left."""
+        deadline = time.monotonic() + self.patience
+        delay, refused = POLL_SECONDS, 0
+        while True:
+            self.discover()
+            lingering = self.lingering()
+            outcome = self.remove()
+            refused += outcome is False
+            if not lingering and (outcome is True or refused >= REFUSED_ATTEMPTS):
+                return
+            if time.monotonic() >= deadline:
+                log.error(
+                    "gave up on run %s after %.0f s: the engine did not answer, or processes %s"
+                    " are still running",
+                    self.run,
+                    self.patience,
+                    sorted(p.pid for p in lingering),
+                )
+                self.problems += 1
+                return
+            time.sleep(delay)
+            # Lingering workers are polled briskly; an engine that keeps failing, less so.
+            delay = POLL_SECONDS if outcome is True else min(delay * 2, MAX_RETRY_SECONDS)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_dockernet.reaper", description=__doc__)
     parser.add_argument("--run", required=True)
     parser.add_argument("--root-pid", type=int, required=True)
+    parser.add_argument("--root-start", default="")
     parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument("--patience", type=float, default=PATIENCE_SECONDS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s reaper {args.run}: %(message)s")
-    reaper = Reaper(lambda: docker.from_env(timeout=30), args.run, args.root_pid)
+    run_dir = RunDir(args.state_dir, args.run) if args.state_dir is not None else None
+    root = ProcessRef(args.root_pid, parse_start(args.root_start))
+    reaper = Reaper(
+        lambda: docker.from_env(timeout=ENGINE_TIMEOUT), args.run, root, run_dir, patience=args.patience
+    )
     try:
         reaper.watch()
+    except BaseException:
+        reaper.problems += 1
+        log.exception("the reaper of run %s failed", args.run)
+        raise
     finally:
-        if args.state_dir is not None:
-            with contextlib.suppress(OSError):
-                pid_file(args.state_dir, args.run).unlink()
+        if run_dir is not None:
+            run_dir.remove()
             if not reaper.problems:  # keep the log of a reaper that met trouble
                 with contextlib.suppress(OSError):
-                    (args.state_dir / f"reaper-{args.run}.log").unlink()
+                    log_file(args.state_dir, args.run).unlink()
     return 0
 
 

@@ -2,46 +2,46 @@
 
 The engine is the source of truth: a run is whatever carries its ``pytest-dockernet.run``
 label. A run of this host is alive while any process named in its labels (the process
-that made a resource, or the run's root process) is alive; runs of other hosts, and runs
-kept on purpose, are never judged dead.
+that made a resource, or the run's root process) is alive — the same pid *and* start time,
+so a recycled pid does not count; runs of other hosts, and runs kept on purpose, are never
+judged dead.
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import docker
+import filelock
 
 from .cleanup import CleanupFailure, find_labelled, remove_containers, remove_network
-from .naming import LABEL_HOST, LABEL_KEEP, LABEL_PID, LABEL_ROOT_PID, LABEL_RUN, sanitize_label_value
+from .naming import (
+    LABEL_HOST,
+    LABEL_KEEP,
+    LABEL_PID,
+    LABEL_PID_START,
+    LABEL_ROOT_PID,
+    LABEL_ROOT_START,
+    LABEL_RUN,
+    this_host,
+)
+from .processes import ProcessRef, parse_start
+from .rundir import remove_stale
+from .statedir import lock_path
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists and is not a zombie."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: it exists
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(0) is all we can tell
-    return state not in ("Z", "X")
-
-
-def this_host() -> str:
-    """This host's name as the plugin writes it in labels."""
-    return sanitize_label_value(socket.gethostname())
+def processes_in(labels: dict[str, str]) -> set[ProcessRef]:
+    """The processes a resource's labels name: its creator and the run's root."""
+    found = set()
+    for pid_key, start_key in ((LABEL_PID, LABEL_PID_START), (LABEL_ROOT_PID, LABEL_ROOT_START)):
+        pid = labels.get(pid_key, "")
+        if pid.isdigit():
+            found.add(ProcessRef(int(pid), parse_start(labels.get(start_key))))
+    return found
 
 
 @dataclass
@@ -62,14 +62,14 @@ class RunInfo:
         return {labels[LABEL_HOST] for labels in self._labels() if labels.get(LABEL_HOST)}
 
     @property
+    def processes(self) -> set[ProcessRef]:
+        """Every process in the run's labels (creators and the root), with start times."""
+        return {process for labels in self._labels() for process in processes_in(labels)}
+
+    @property
     def pids(self) -> set[int]:
         """Every process id in the run's labels: creators and the root process."""
-        pids = set()
-        for labels in self._labels():
-            for key in (LABEL_PID, LABEL_ROOT_PID):
-                if labels.get(key, "").isdigit():
-                    pids.add(int(labels[key]))
-        return pids
+        return {process.pid for process in self.processes}
 
     @property
     def kept(self) -> bool:
@@ -85,7 +85,7 @@ class RunInfo:
         """True or False for a run of this host; None when that cannot be told here."""
         if not self.local:
             return None
-        return any(pid_alive(pid) for pid in self.pids)
+        return any(process.alive() for process in self.processes)
 
     @property
     def created(self) -> datetime | None:
@@ -167,3 +167,24 @@ def sweep(client: docker.DockerClient, runs: Iterable[RunInfo]) -> SweepReport:
         report.removed += removed
         report.failures.extend(failures)
     return report
+
+
+def sweep_dead_runs(client: docker.DockerClient, state_dir: Path, engine: str) -> SweepReport | None:
+    """Sweep the dead runs of this host off the engine identified by ``engine``.
+
+    One process at a time per engine, and nobody waits for it: when another process is
+    sweeping this engine already, this returns None at once. A run never waits on another
+    run's sweep, however slow that engine is. Directories of dead runs in ``state_dir``
+    go too.
+    """
+    lock = filelock.FileLock(str(lock_path(state_dir, "sweep", engine)), timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return None
+    try:
+        report = sweep(client, dead_runs(client))
+        remove_stale(state_dir)
+        return report
+    finally:
+        lock.release()

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 from typing import Any, TypeVar
 
-from .naming import DEFAULT_PREFIX, check_prefix
+from .engine import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
+from .naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
 from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, check_pools_fit, parse_pools
 
 T = TypeVar("T")
@@ -26,8 +27,22 @@ HELP = {
     "log_lines": "how many log lines of each service a failed test's report shows (default: 20; 0: none)",
     "sweep": "at start, remove what earlier runs of this host left behind once their processes are"
     " gone; --dockernet-no-sweep turns it off (default: on)",
+    "engine_timeout": "seconds each call to the Docker engine may take before the engine counts as"
+    f" frozen (default: {DEFAULT_ENGINE_TIMEOUT:g})",
+    "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
+    " comma-separate, for several (default: none)",
 }
-SETTING_KEYS = ("prefix", "pool", "subnet_size", "keep", "lock_timeout", "sweep", "log_lines")
+SETTING_KEYS = (
+    "prefix",
+    "pool",
+    "subnet_size",
+    "keep",
+    "lock_timeout",
+    "sweep",
+    "log_lines",
+    "engine_timeout",
+    "labels",
+)
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -47,11 +62,13 @@ class Settings:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     sweep: bool = True
     log_lines: int = 20
+    engine_timeout: float = DEFAULT_ENGINE_TIMEOUT
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def option_name(key: str) -> str:
-    """``subnet_size`` -> ``--dockernet-subnet-size``."""
-    return "--dockernet-" + key.replace("_", "-")
+    """``subnet_size`` -> ``--dockernet-subnet-size`` (``labels`` -> ``--dockernet-label``)."""
+    return "--dockernet-" + ("label" if key == "labels" else key.replace("_", "-"))
 
 
 def env_name(key: str) -> str:
@@ -100,6 +117,21 @@ def _to_bool(value: Any) -> bool:
 
 def _to_pool_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(item) for item in value]
+
+
+def _to_labels(value: Any) -> tuple[tuple[str, str], ...]:
+    items = [value] if isinstance(value, str) else [str(item) for item in value]
+    labels = []
+    for part in (part.strip() for item in items for part in item.split(",")):
+        if not part:
+            continue
+        key, equals, text = part.partition("=")
+        if not equals or not key.strip():
+            raise ValueError(f"{part!r} is not KEY=VALUE")
+        if key.strip().startswith(LABEL_PREFIX):
+            raise ValueError(f"{key.strip()!r}: keys starting with {LABEL_PREFIX!r} are the plugin's own")
+        labels.append((key.strip(), text.strip()))
+    return tuple(labels)
 
 
 def _to_count(value: Any) -> int:
@@ -153,11 +185,14 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
             values["log_lines"], sources["log_lines"], _to_count, "a whole number of lines, 0 or more"
         )
         settings = replace(settings, log_lines=lines)
-    if "lock_timeout" in values:
-        timeout = _convert(
-            values["lock_timeout"], sources["lock_timeout"], _to_timeout, "a number of seconds above 0"
-        )
-        settings = replace(settings, lock_timeout=timeout)
+    seconds: dict[str, Any] = {}
+    for key in ("lock_timeout", "engine_timeout"):
+        if key in values:
+            seconds[key] = _convert(values[key], sources[key], _to_timeout, "a number of seconds above 0")
+    settings = replace(settings, **seconds)
+    if "labels" in values:
+        labels = _convert(values["labels"], sources["labels"], _to_labels, "KEY=VALUE, comma-separated")
+        settings = replace(settings, labels=labels)
 
     problem = check_pools_fit(settings.pools, settings.subnet_size)
     if problem:

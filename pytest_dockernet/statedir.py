@@ -1,8 +1,10 @@
-"""The per-user directory that holds the plugin's lock files.
+"""The per-user directory that holds the plugin's lock files and run directories.
 
 It is private (mode 0700) because a lock file another user could replace would let them
-stall or race our allocations; a directory owned by someone else, or a symlink planted
-where it should be, is refused rather than used.
+stall or race our allocations. A directory owned by someone else, one that others may
+write to, one holding files of another user, or a symlink planted where it should be, is
+refused with the reason rather than used (or silently repaired: what another user planted
+in it would stay).
 """
 
 from __future__ import annotations
@@ -48,9 +50,28 @@ def ensure_private_dir(path: Path) -> Path:
             f"refusing to use the state directory {path}: it is owned by uid {info.st_uid},"
             f" not by you (uid {os.getuid()}); set {STATE_DIR_ENV} to a directory of your own"
         )
-    if stat.S_IMODE(info.st_mode) != 0o700:
-        os.chmod(path, 0o700)
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise DockernetError(
+            f"refusing to use the state directory {path}: its mode {mode:04o} lets other users"
+            f" write to it (they could plant lock files); remove it, or 'chmod 700 {path}' once"
+            f" you have checked its contents, or set {STATE_DIR_ENV} to a directory of your own"
+        )
+    _check_contents(path)
+    if mode != 0o700:
+        os.chmod(path, 0o700)  # ours, and nobody else could write to it: only tighten reading
     return path
+
+
+def _check_contents(path: Path) -> None:
+    for entry in os.scandir(path):
+        owner = entry.stat(follow_symlinks=False).st_uid
+        if owner != os.getuid():
+            raise DockernetError(
+                f"refusing to use the state directory {path}: it holds {entry.name}, owned by uid"
+                f" {owner}, not by you (uid {os.getuid()}); remove that file, or set {STATE_DIR_ENV}"
+                " to a directory of your own"
+            )
 
 
 def lock_path(state_dir: Path, kind: str, engine_key: str) -> Path:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import bisect
 import ipaddress
+import json
 import logging
+import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -33,6 +36,15 @@ DEFAULT_LOCK_TIMEOUT = 60.0
 
 T = TypeVar("T")
 
+# Ranges a bridge network can never use: the kernel or the host owns them.
+RESERVED_RANGES = (
+    (IPv4Network("0.0.0.0/8"), "'this network' (0.0.0.0/8)"),
+    (IPv4Network("127.0.0.0/8"), "loopback (127.0.0.0/8)"),
+    (IPv4Network("169.254.0.0/16"), "link-local (169.254.0.0/16)"),
+    (IPv4Network("224.0.0.0/4"), "multicast (224.0.0.0/4)"),
+    (IPv4Network("240.0.0.0/4"), "reserved class E and broadcast (240.0.0.0/4)"),
+)
+
 
 def parse_pool(text: str) -> IPv4Network:
     """Parse one pool CIDR, raising ``ValueError`` with a message fit for a user."""
@@ -42,9 +54,27 @@ def parse_pool(text: str) -> IPv4Network:
         raise ValueError(f"{text!r} is not an IPv4 CIDR such as 10.199.0.0/16 ({exc})") from None
 
 
+def unusable_reason(pool: IPv4Network) -> str | None:
+    """Why no network can ever be carved from ``pool``, or None when it can."""
+    for reserved, what in RESERVED_RANGES:
+        if pool.overlaps(reserved):
+            return f"pool {pool} overlaps {what}, which no Docker network can use"
+    return None
+
+
 def parse_pools(values: Iterable[str]) -> tuple[IPv4Network, ...]:
     """Parse pools given as several values, each possibly comma-separated."""
+    values = list(values)
     pools = [parse_pool(part) for value in values for part in value.split(",") if part.strip()]
+    if not pools:
+        raise ValueError(
+            f"{', '.join(map(repr, values)) or 'nothing'} holds no pool; give at least one IPv4 CIDR"
+            " such as 10.199.0.0/16"
+        )
+    for pool in pools:
+        problem = unusable_reason(pool)
+        if problem:
+            raise ValueError(f"{problem}; use a private range such as 10.199.0.0/16")
     for i, pool in enumerate(pools):
         for other in pools[i + 1 :]:
             if pool.overlaps(other):
@@ -62,8 +92,44 @@ def check_pools_fit(pools: Sequence[IPv4Network], subnet_size: int) -> str | Non
     return None
 
 
-def host_routes(path: str = "/proc/net/route") -> list[IPv4Network]:
-    """The IPv4 routes of this host, except the default route (empty where unknown)."""
+def host_routes() -> list[IPv4Network]:
+    """The IPv4 routes of this host in every routing table, except default routes.
+
+    ``ip route show table all`` sees policy-routing tables (VPNs put routes there);
+    ``/proc/net/route``, the fallback where ``ip`` is missing, shows the main table only.
+    """
+    routes = _routes_of_all_tables()
+    return routes if routes is not None else main_table_routes()
+
+
+def _routes_of_all_tables() -> list[IPv4Network] | None:
+    # A non-root PATH often lacks /usr/sbin, where iproute2 lives.
+    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
+    if ip is None:
+        return None
+    try:
+        done = subprocess.run(
+            [ip, "-j", "-4", "route", "show", "table", "all"], capture_output=True, text=True, timeout=10
+        )
+        entries = json.loads(done.stdout) if done.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    if not isinstance(entries, list):
+        return None
+    routes = []
+    for entry in entries:
+        destination = str(entry.get("dst", "default"))
+        if destination == "default" or entry.get("type") == "multicast":
+            continue
+        try:
+            routes.append(IPv4Network(destination, strict=False))
+        except ValueError:
+            continue
+    return routes
+
+
+def main_table_routes(path: str = "/proc/net/route") -> list[IPv4Network]:
+    """The routes of the main table as ``/proc/net/route`` lists them, except the default route."""
     try:
         with open(path) as table:
             rows = table.read().splitlines()[1:]

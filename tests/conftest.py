@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Iterator
 
 import docker
 import pytest
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
-from pytest_dockernet.cleanup import find_labelled
 from pytest_dockernet.images import import_busybox
 
-# The pytester runs of this suite must not sweep each other's deliberate leftovers (a run
-# that just ended is "dead"); the tests of the sweep turn it back on.
+# This suite shares its engine with any other run (a CI matrix, the demo started beside it
+# by .ci/run). So that each counts only what it made and touches nothing else:
+# - everything the suite makes, in its own process and in every pytest run it starts,
+#   carries SUITE_LABEL (--dockernet-label through the environment), and the leak check
+#   at the end counts only that;
+# - everything carries a host name of the suite's own (PYTEST_DOCKERNET_HOST): other runs
+#   cannot judge its runs' liveness, so their start-up sweeps never remove the leftovers a
+#   test keeps on purpose, and the suite's own sweeps judge only the suite's runs;
+# - the runs it starts do not sweep each other's leftovers either (a run that just ended
+#   is "dead"); the tests of the sweep turn it back on under a host name of their own.
+# xdist workers inherit the controller's values.
+SUITE_ID = os.environ.setdefault("DOCKERNET_SUITE_ID", new_run_id())
+SUITE_LABEL_KEY = "dockernet-suite"
+SUITE_LABELS = {SUITE_LABEL_KEY: SUITE_ID}
+SUITE_HOST = f"{socket.gethostname()}-suite-{SUITE_ID}"
+os.environ.setdefault("PYTEST_DOCKERNET_LABELS", f"{SUITE_LABEL_KEY}={SUITE_ID}")
+os.environ.setdefault("PYTEST_DOCKERNET_HOST", SUITE_HOST)
 os.environ.setdefault("PYTEST_DOCKERNET_SWEEP", "0")
 
 # Built from the host's static busybox (Debian: busybox-static): no registry is needed.
@@ -31,9 +46,20 @@ def manager(
     docker_client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NetworkManager]:
     """A core manager of a fresh run id of its own, closed after the test."""
-    created = NetworkManager.for_client(docker_client, RunIdentity(run=new_run_id(), worker="core"))
+    created = NetworkManager.for_client(docker_client, core_identity())
     yield created
     created.close()
+
+
+def core_identity(worker: str = "core") -> RunIdentity:
+    """A fresh run identity for tests of the core, carrying the suite's label."""
+    return RunIdentity(run=new_run_id(), worker=worker, extra_labels=dict(SUITE_LABELS))
+
+
+def suite_resources(client: docker.DockerClient) -> tuple[list[dict], list[dict]]:
+    """The containers and networks this suite made that are still on the engine."""
+    filters = {"label": [f"{SUITE_LABEL_KEY}={SUITE_ID}"]}
+    return client.api.containers(all=True, filters=filters), client.api.networks(filters=filters)
 
 
 # For a suite that pytester runs: removing a container named *stuck fails.
@@ -66,17 +92,19 @@ NO_UPSTREAM_DNS = {"dns": ["127.0.0.1"]}
 
 @pytest.hookimpl(trylast=True)  # after session-scoped fixtures (worker networks) are torn down
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when anything labelled by the plugin is left on the engine."""
+    """Fail the run when anything this suite made is left on the engine (others' are not counted)."""
     if hasattr(session.config, "workerinput"):
         return
     try:
         client = docker.from_env()
-        containers, networks = find_labelled(client)
+        containers, networks = suite_resources(client)
     except docker.errors.DockerException:
         return
     if containers or networks:
         names = [c["Names"][0] for c in containers] + [n["Name"] for n in networks]
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line(f"LEAK: resources labelled pytest-dockernet.run are left: {names}", red=True)
+            reporter.write_line(
+                f"LEAK: resources of this suite ({SUITE_LABEL_KEY}={SUITE_ID}) are left: {names}", red=True
+            )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -9,10 +9,12 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_reaper import dead_pid, fake_run, sweep_guard  # noqa: F401 - a fixture
+from test_reaper import dead_pid, fake_run, planted_host  # noqa: F401 - a fixture
 
+from pytest_dockernet import new_run_id
 from pytest_dockernet.cleanup import find_labelled
 from pytest_dockernet.cli import EXIT_FAILURES, EXIT_NO_ENGINE, EXIT_OK, EXIT_REFUSED, age, main
+from pytest_dockernet.processes import ProcessRef
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
@@ -22,11 +24,11 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def runs(docker_client, image, sweep_guard):  # noqa: F811
-    """A dead run and a live one of this host, removed afterwards whatever happens."""
-    dead, alive = f"dead{os.getpid() % 10000:04d}", f"live{os.getpid() % 10000:04d}"
+def runs(docker_client, image, planted_host):  # noqa: F811
+    """A dead run and a live one of this test's own host, removed afterwards whatever happens."""
+    dead, alive = new_run_id(), new_run_id()
     fake_run(docker_client, dead, dead_pid(), image)
-    fake_run(docker_client, alive, os.getpid(), image)
+    fake_run(docker_client, alive, ProcessRef.current(), image)
     yield dead, alive
     for run in (dead, alive):
         run_cli("prune", "--run", run, "--force")

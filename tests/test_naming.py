@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
 from pytest_dockernet import InvalidAliasError, RunIdentity, new_run_id
 from pytest_dockernet.naming import (
+    HOST_ENV,
     LABEL_HOST,
     LABEL_KEEP,
     LABEL_PID,
+    LABEL_PID_START,
+    LABEL_ROOT_PID,
+    LABEL_ROOT_START,
     LABEL_RUN,
     LABEL_TEST,
     LABEL_WORKER,
@@ -20,7 +25,9 @@ from pytest_dockernet.naming import (
     normalize_aliases,
     sanitize_label_value,
     sanitize_name_part,
+    this_host,
 )
+from pytest_dockernet.processes import ProcessRef
 
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 
@@ -78,6 +85,30 @@ def test_labels_carry_run_worker_pid_host_and_test():
     assert labels["team"] == "x"
     assert LABEL_KEEP not in labels
     assert RunIdentity(run="r", keep=True).labels()[LABEL_KEEP] == "1"
+
+
+def test_labels_record_start_times_so_a_recycled_pid_is_not_the_process():
+    identity = RunIdentity(run="r1")
+    labels = identity.labels()
+    assert labels[LABEL_PID] == labels[LABEL_ROOT_PID] == str(os.getpid())
+    assert float(labels[LABEL_PID_START]) == pytest.approx(ProcessRef.current().started, abs=0.05)
+    assert labels[LABEL_ROOT_START] == labels[LABEL_PID_START]
+    assert identity.root.alive()
+    recycled = ProcessRef(os.getpid(), float(labels[LABEL_PID_START]) - 3600)
+    assert not recycled.alive(), "same pid, another start time: not the recorded process"
+
+
+def test_label_lists_and_extra_labels_as_docker_py_takes_them():
+    identity = RunIdentity(run="r1", extra_labels={"ci.job": "42"})
+    labels = identity.labels(extra=["flag", "other"])
+    assert (labels["flag"], labels["other"], labels["ci.job"]) == ("", "", "42")
+    assert identity.labels(extra={"ci.job": "43"})["ci.job"] == "43"
+
+
+def test_the_host_name_can_be_set_for_hosts_that_share_one(monkeypatch):
+    monkeypatch.setenv(HOST_ENV, "runner-7")
+    assert this_host() == "runner-7"
+    assert RunIdentity(run="r1").labels()[LABEL_HOST] == "runner-7"
 
 
 def test_long_label_values_are_bounded():

@@ -7,16 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import filelock
 import pytest
-from conftest import FAILING_REMOVAL_CONFTEST, TEST_IMAGE
+from conftest import FAILING_REMOVAL_CONFTEST, SUITE_LABELS, TEST_IMAGE
 
+from pytest_dockernet import new_run_id
 from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.naming import LABEL_PID, LABEL_RUN
-from pytest_dockernet.runs import pid_alive
+from pytest_dockernet.naming import HOST_ENV, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_RUN
+from pytest_dockernet.processes import ProcessRef, format_start
+from pytest_dockernet.statedir import STATE_DIR_ENV
 
 # A test of the suite that holds a network and a service, says so, and waits to be killed.
 HOLDING_TEST = f"""
@@ -33,10 +33,15 @@ def test_hold(docker_network, n):
 
 
 @pytest.fixture
-def sweep_guard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Serializes the tests that sweep, or that need a dead run's leftovers to stay put."""
-    with filelock.FileLock(str(tmp_path_factory.getbasetemp().parent / "sweep.lock")):
-        yield
+def planted_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A host name and a state directory of this test's own, for planted runs and the runs
+    that must judge them: no other test, and no other run on the engine, judges or sweeps
+    a run of this host. Set for this process (the command in-process) and returned for
+    the runs the test starts."""
+    env = {HOST_ENV: f"planted-{new_run_id()}", STATE_DIR_ENV: str(tmp_path / "state")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
 
 
 def start(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -74,9 +79,9 @@ def leftovers(client, run: str) -> list[str]:
     return [c["Names"][0] for c in containers] + [n["Name"] for n in networks]
 
 
-def kill_lingering(client, run: str, pids: set[int]) -> None:
+def kill_lingering(pids: set[int]) -> None:
     for pid in pids:
-        if pid_alive(pid):
+        if ProcessRef(pid).alive():
             os.kill(pid, signal.SIGKILL)
 
 
@@ -96,7 +101,7 @@ def test_sigkill_of_the_controller_mid_run_leaves_nothing(pytester, image, docke
     finally:
         controller.kill()
         controller.wait()
-    kill_lingering(docker_client, run, workers)
+    kill_lingering(workers)
     # The target is 2 s (bench/bench_reaper.py measures it); a loaded CI machine gets slack.
     assert elapsed < 5, f"reaped {elapsed:.2f} s after the controller died"
 
@@ -151,7 +156,7 @@ def test_ctrl_c_during_a_test_cleans_up_and_says_so(pytester, image, docker_clie
     assert leftovers(docker_client, run) == []
 
 
-def test_a_failed_removal_is_listed_by_ls_and_removed_by_prune(pytester, image, docker_client, sweep_guard):
+def test_a_failed_removal_is_listed_by_ls_and_removed_by_prune(pytester, image, docker_client):
     pytester.makeconftest(FAILING_REMOVAL_CONFTEST)
     pytester.makepyfile(
         f"""
@@ -183,11 +188,18 @@ def cli(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[st
     )
 
 
-def fake_run(docker_client, run: str, pid: int, image: str) -> None:
-    """Resources as a run of this host with process ``pid`` would have left them."""
-    from pytest_dockernet.runs import this_host
+def fake_run(docker_client, run: str, process: ProcessRef | int, image: str) -> None:
+    """Resources as a run of the current host (``planted_host``) would have left them."""
+    from pytest_dockernet.naming import this_host
 
-    labels = {LABEL_RUN: run, LABEL_PID: str(pid), "pytest-dockernet.host": this_host()}
+    process = process if isinstance(process, ProcessRef) else ProcessRef(process)
+    labels = {
+        **SUITE_LABELS,
+        LABEL_RUN: run,
+        LABEL_PID: str(process.pid),
+        LABEL_PID_START: format_start(process.started),
+        LABEL_HOST: this_host(),
+    }
     network = docker_client.api.create_network(f"fake-{run}", labels=labels)["Id"]
     docker_client.containers.run(
         image, ["sleep", "300"], detach=True, name=f"fake-{run}", labels=labels, network=network
@@ -200,9 +212,12 @@ def dead_pid() -> int:
     return process.pid
 
 
-def test_two_runs_at_once_never_collide_and_sweep_only_dead_runs(pytester, image, docker_client, sweep_guard):
-    fake_run(docker_client, "deadbeef", dead_pid(), image)
-    fake_run(docker_client, "a11ve000", os.getpid(), image)  # alive: this very process
+def test_two_runs_at_once_never_collide_and_sweep_only_dead_runs(
+    pytester, image, docker_client, planted_host
+):
+    dead, alive = new_run_id(), new_run_id()
+    fake_run(docker_client, dead, dead_pid(), image)
+    fake_run(docker_client, alive, ProcessRef.current(), image)  # alive: this very process
     try:
         pytester.makepyfile(
             f"""
@@ -217,20 +232,20 @@ def test_two_runs_at_once_never_collide_and_sweep_only_dead_runs(pytester, image
                 time.sleep(0.5)  # overlap with the other run
             """
         )
-        sweep_on = {"PYTEST_DOCKERNET_SWEEP": "1"}
+        sweep_on = {"PYTEST_DOCKERNET_SWEEP": "1", **planted_host}
         runs = [start(pytester, "-p", "xdist", "-n", "2", env=sweep_on) for _ in range(2)]
         outputs = [process.communicate(timeout=300)[0] for process in runs]
         for output in outputs:
             assert "4 passed" in output, output
-        assert leftovers(docker_client, "deadbeef") == [], "the dead run was swept"
-        assert len(leftovers(docker_client, "a11ve000")) == 2, "the live run was left alone"
-        assert sum("swept 2 resources left by 1 dead runs (deadbeef)" in output for output in outputs) == 1
+        assert leftovers(docker_client, dead) == [], "the dead run was swept"
+        assert len(leftovers(docker_client, alive)) == 2, "the live run was left alone"
+        assert sum(f"swept 2 resources left by 1 dead runs ({dead})" in output for output in outputs) == 1
         run_ids = [output.split("run ")[-1][:8] for output in outputs]
         assert run_ids[0] != run_ids[1]
         for run in run_ids:
             assert leftovers(docker_client, run) == []
     finally:
-        for run in ("deadbeef", "a11ve000"):
+        for run in (dead, alive):
             subprocess.run(
                 [sys.executable, "-m", "pytest_dockernet", "prune", "--run", run, "--force"],
                 capture_output=True,
@@ -247,7 +262,7 @@ def reaper_pids(run: str) -> list[int]:
                 continue
             if b"pytest_dockernet.reaper" in command and run.encode() in command:
                 pids.append(int(entry.name))
-    return [pid for pid in pids if pid_alive(pid)]
+    return [pid for pid in pids if ProcessRef(pid).alive()]
 
 
 def test_one_reaper_per_run_that_exits_with_the_run(pytester, image, docker_client):

@@ -47,8 +47,34 @@ def test_several_pools_repeated_or_comma_separated():
         ({}, {}, {"keep": "maybe"}, "ini option dockernet_keep: 'maybe' is not valid"),
         ({"prefix": "bad prefix"}, {}, {}, "--dockernet-prefix: prefix 'bad prefix'"),
         ({"lock_timeout": "-1"}, {}, {}, "--dockernet-lock-timeout: '-1' is not valid"),
+        ({"engine_timeout": "0"}, {}, {}, "--dockernet-engine-timeout: '0' is not valid"),
+        ({"pool": [","]}, {}, {}, "--dockernet-pool: ',' holds no pool; give at least one IPv4 CIDR"),
+        ({}, {"PYTEST_DOCKERNET_POOL": ""}, {}, "PYTEST_DOCKERNET_POOL: '' holds no pool"),
+        ({"pool": ["127.0.0.0/8"]}, {}, {}, "pool 127.0.0.0/8 overlaps loopback (127.0.0.0/8)"),
+        ({"pool": ["0.0.0.0/0"]}, {}, {}, "pool 0.0.0.0/0 overlaps 'this network' (0.0.0.0/8)"),
+        ({"pool": ["0.0.0.0/8"]}, {}, {}, "pool 0.0.0.0/8 overlaps 'this network'"),
+        ({"pool": ["169.254.0.0/16"]}, {}, {}, "overlaps link-local (169.254.0.0/16)"),
+        ({"pool": ["224.0.0.0/4"]}, {}, {}, "overlaps multicast (224.0.0.0/4)"),
+        ({"pool": ["240.0.0.0/4"]}, {}, {}, "overlaps reserved class E and broadcast (240.0.0.0/4)"),
+        ({"pool": ["10.0.0.0/16,127.1.0.0/16"]}, {}, {}, "pool 127.1.0.0/16 overlaps loopback"),
+        ({"labels": ["novalue"]}, {}, {}, "--dockernet-label: ['novalue'] is not valid"),
+        ({"labels": ["pytest-dockernet.run=x"]}, {}, {}, "are the plugin's own"),
     ],
 )
 def test_bad_values_name_their_source(cli, env, ini, message):
     with pytest.raises(SettingsError, match=re.escape(message)):
         resolve(cli, env, ini)
+
+
+def test_labels_from_every_source():
+    assert resolve({"labels": ["ci.job=42", "team=qa"]}, {}, NONE).labels == (
+        ("ci.job", "42"),
+        ("team", "qa"),
+    )
+    assert resolve(NONE, {"PYTEST_DOCKERNET_LABELS": "a=1,b=2"}, NONE).labels == (("a", "1"), ("b", "2"))
+    assert resolve(NONE, {}, {"labels": ["a=1", "b="]}).labels == (("a", "1"), ("b", ""))
+
+
+def test_engine_timeout():
+    assert resolve(NONE, {"PYTEST_DOCKERNET_ENGINE_TIMEOUT": "2.5"}, NONE).engine_timeout == 2.5
+    assert Settings().engine_timeout == 60

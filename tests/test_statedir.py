@@ -20,12 +20,32 @@ def test_created_private(tmp_path):
     assert mode(state) == 0o700
 
 
-def test_existing_directory_of_ours_is_tightened(tmp_path):
+def test_an_existing_readable_directory_of_ours_is_tightened(tmp_path):
+    readable = tmp_path / "readable"
+    readable.mkdir()
+    os.chmod(readable, 0o755)
+    ensure_private_dir(readable)
+    assert mode(readable) == 0o700
+
+
+@pytest.mark.parametrize("loose_mode", [0o777, 0o770, 0o1777])
+def test_a_directory_others_may_write_to_is_refused_not_repaired(tmp_path, loose_mode):
     loose = tmp_path / "loose"
-    loose.mkdir(mode=0o777)
-    os.chmod(loose, 0o777)
-    ensure_private_dir(loose)
-    assert mode(loose) == 0o700
+    loose.mkdir()
+    os.chmod(loose, loose_mode)
+    with pytest.raises(DockernetError, match=f"its mode {loose_mode:04o} lets other users write to it"):
+        ensure_private_dir(loose)
+    assert mode(loose) == loose_mode, "left as it was: what others planted would stay"
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="planting a file of another user needs root")
+def test_a_directory_holding_a_file_of_another_user_is_refused(tmp_path):
+    state = ensure_private_dir(tmp_path / "state")
+    planted = state / "reaper.lock"
+    planted.write_text("")
+    os.chown(planted, 65534, 65534)
+    with pytest.raises(DockernetError, match=r"holds reaper\.lock, owned by uid 65534"):
+        ensure_private_dir(state)
 
 
 def test_a_planted_symlink_is_refused(tmp_path):

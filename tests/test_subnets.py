@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,10 +13,16 @@ from ipaddress import IPv4Network
 
 import docker
 import pytest
+from conftest import core_identity
 from docker.types import IPAMConfig, IPAMPool
 
 from pytest_dockernet import LockTimeoutError, NetworkManager, PoolExhaustedError
-from pytest_dockernet.subnets import SubnetAllocator, free_subnets, host_routes, parse_pools
+from pytest_dockernet.subnets import (
+    SubnetAllocator,
+    free_subnets,
+    main_table_routes,
+    parse_pools,
+)
 
 N = IPv4Network
 
@@ -49,8 +57,31 @@ def test_host_routes_are_read_without_the_default_route(tmp_path):
         "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
         "docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
     )
-    assert host_routes(str(table)) == [N("192.0.2.0/24"), N("172.17.0.0/16")]
-    assert host_routes(str(tmp_path / "missing")) == []
+    assert main_table_routes(str(table)) == [N("192.0.2.0/24"), N("172.17.0.0/16")]
+    assert main_table_routes(str(tmp_path / "missing")) == []
+
+
+@pytest.mark.skipif(os.getuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
+def test_routes_of_every_routing_table_are_avoided():
+    # In a network namespace of the test's own, so the host's tables are never touched:
+    # a policy-routing table (as VPNs use) holds a route that /proc/net/route never shows.
+    namespace = f"dn-routes-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    try:
+        inside = ["ip", "netns", "exec", namespace]
+        subprocess.run([*inside, "ip", "link", "set", "lo", "up"], check=True)
+        subprocess.run(
+            [*inside, "ip", "route", "add", "10.198.77.0/24", "dev", "lo", "table", "100"], check=True
+        )
+        probe = "from pytest_dockernet.subnets import host_routes, main_table_routes as m; print(host_routes(), m())"
+        done = subprocess.run(
+            [*inside, sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        )
+        every_table, main_table = done.stdout.split("] [")
+        assert "IPv4Network('10.198.77.0/24')" in every_table
+        assert "10.198.77.0" not in main_table
+    finally:
+        subprocess.run(["ip", "netns", "del", namespace], check=False)
 
 
 def test_parse_pools_rejects_overlaps_and_junk():
@@ -200,9 +231,7 @@ def test_a_burst_of_100_networks_alive_at_once(docker_client):
 
 
 def _identity(worker):
-    from pytest_dockernet import RunIdentity, new_run_id
-
-    return RunIdentity(run=new_run_id(), worker=worker)
+    return core_identity(worker)
 
 
 def test_client_type(docker_client):

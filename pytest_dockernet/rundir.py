@@ -1,0 +1,117 @@
+"""The directory of one run inside the state directory.
+
+::
+
+    <state dir>/runs/<run>/
+        procs/<pid>-<start>   one empty file per process of the run, written before that
+                              process may create anything: the reaper waits for every one
+        tally-<worker>.json   what each process created and removed, for the summary
+        reaper.pid            the run's reaper (pid and start time)
+        reaper.lock           makes the reaper one per run
+
+A worker that has created nothing yet is known here, not on the engine; so the reaper of a
+run whose controller was killed in its first second still waits for it. The reaper removes
+the directory when it exits; :func:`remove_stale` removes those of runs that died without one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .naming import sanitize_name_part
+from .processes import ProcessRef, format_start, parse_start
+
+
+class RunDir:
+    """The per-run directory of ``run`` under ``state_dir`` (created on first write)."""
+
+    def __init__(self, state_dir: Path, run: str) -> None:
+        self.run = run
+        self.path = state_dir / "runs" / sanitize_name_part(run, 64)
+
+    @property
+    def reaper_lock(self) -> Path:
+        """The lock that makes one reaper per run."""
+        return self._ensure() / "reaper.lock"
+
+    def register(self, process: ProcessRef) -> None:
+        """Record ``process`` as one of the run's processes."""
+        procs = self._ensure() / "procs"
+        procs.mkdir(mode=0o700, exist_ok=True)
+        (procs / f"{process.pid}-{format_start(process.started)}").touch()
+
+    def processes(self) -> set[ProcessRef]:
+        """Every process registered for the run."""
+        found = set()
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.path / "procs"):
+                pid, _, start = entry.name.partition("-")
+                if pid.isdigit():
+                    found.add(ProcessRef(int(pid), parse_start(start)))
+        return found
+
+    def write_reaper(self, process: ProcessRef) -> None:
+        """Record the run's reaper."""
+        (self._ensure() / "reaper.pid").write_text(f"{process.pid} {format_start(process.started)}")
+
+    def reaper(self) -> ProcessRef | None:
+        """The run's reaper as recorded, or None."""
+        try:
+            pid, _, start = (self.path / "reaper.pid").read_text().partition(" ")
+            return ProcessRef(int(pid), parse_start(start.strip()))
+        except (OSError, ValueError):
+            return None
+
+    def write_tally(self, worker: str, data: dict[str, Any]) -> None:
+        """Store one process's tally (written whole, then renamed into place)."""
+        target = self._ensure() / f"tally-{sanitize_name_part(worker, 32)}.json"
+        partial = target.with_suffix(".part")
+        partial.write_text(json.dumps(data))
+        partial.replace(target)
+
+    def tallies(self) -> dict[str, dict[str, Any]]:
+        """The stored tallies, by worker."""
+        found: dict[str, dict[str, Any]] = {}
+        with contextlib.suppress(OSError):
+            for path in self.path.glob("tally-*.json"):
+                with contextlib.suppress(OSError, ValueError):
+                    found[path.stem[len("tally-") :]] = json.loads(path.read_text())
+        return found
+
+    def alive(self) -> bool:
+        """Whether a registered process or the reaper of the run still runs."""
+        reaper = self.reaper()
+        return any(p.alive() for p in self.processes()) or (reaper is not None and reaper.alive())
+
+    def remove(self) -> None:
+        """Remove the directory and everything in it."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def _ensure(self) -> Path:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return self.path
+
+
+# A directory younger than this may belong to a run that is registering its first process.
+STALE_AFTER_SECONDS = 60.0
+
+
+def remove_stale(state_dir: Path) -> int:
+    """Remove the directories of runs none of whose processes runs any more; return how many."""
+    removed = 0
+    cutoff = time.time() - STALE_AFTER_SECONDS
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(state_dir / "runs"):
+            run_dir = RunDir(state_dir, entry.name)
+            if not entry.is_dir(follow_symlinks=False) or entry.stat().st_mtime > cutoff:
+                continue
+            if not run_dir.alive():
+                run_dir.remove()
+                removed += 1
+    return removed
