@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 import docker
-from docker.types import IPAMConfig, IPAMPool
+from plain import plain_network, unique
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
 from pytest_dockernet.images import import_busybox
@@ -26,9 +26,7 @@ IDLE = ["sleep", "300"]
 def plain_docker_py(client: docker.DockerClient, image: str, round_no: int) -> float:
     """What a careful user writes by hand: explicit subnet, aliases, one lookup, removal."""
     start = time.perf_counter()
-    ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet="10.196.0.0/26", gateway="10.196.0.1")])
-    network = client.networks.create(f"bench-plain-{round_no}", driver="bridge", ipam=ipam)
-    network_id = str(network.id)
+    network_id = plain_network(client, f"core-{round_no}")
     containers = []
     for alias in ALIASES:
         endpoint = client.api.create_endpoint_config(aliases=[alias])
@@ -37,7 +35,7 @@ def plain_docker_py(client: docker.DockerClient, image: str, round_no: int) -> f
                 image,
                 IDLE,
                 detach=True,
-                name=f"bench-plain-{round_no}-{alias}",
+                name=unique(f"core-{round_no}-{alias}"),
                 network=network_id,
                 networking_config={network_id: endpoint},
             )
@@ -46,7 +44,7 @@ def plain_docker_py(client: docker.DockerClient, image: str, round_no: int) -> f
     assert exit_code == 0
     for container in containers:
         container.remove(force=True)
-    network.remove()
+    client.api.remove_network(network_id)
     return time.perf_counter() - start
 
 

@@ -19,7 +19,7 @@ from http import client as http_client
 
 import docker
 from docker.models.containers import Container
-from docker.types import IPAMConfig, IPAMPool
+from plain import plain_network, unique
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id, wait
 from pytest_dockernet.images import import_busybox
@@ -79,7 +79,7 @@ def plain(client: docker.DockerClient, network_id: str, image: str, kind: str, n
         image,
         SERVICE,
         detach=True,
-        name=f"bench-ready-{kind}-{n}",
+        name=unique(f"ready-{kind}-{n}"),
         network=network_id,
         healthcheck=HEALTHCHECK,
     )
@@ -110,8 +110,7 @@ def main() -> None:
     client = docker.from_env()
     image = args.image or import_busybox(client, "dockernet-test/busybox:1")
     manager = NetworkManager.for_client(client, RunIdentity(run=new_run_id(), worker="bench"))
-    ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet="10.196.1.0/26")])
-    network_id = str(client.networks.create("bench-ready", ipam=ipam).id)
+    network_id = plain_network(client, "ready")
     print(f"time to ready (service needs ~1 s), median of {args.rounds} rounds")
     print(f"  {'strategy':<9} {'docker-py, tight poll':>22} {'pytest-dockernet':>17} {'ratio':>6}")
     try:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import pytest
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
 from pytest_dockernet.images import import_busybox
+from pytest_dockernet.naming import HOST_ENV, LABEL_HOST
+from pytest_dockernet.statedir import STATE_DIR_ENV
 
 # This suite shares its engine with any other run (a CI matrix, the demo started beside it
 # by .ci/run). So that each counts only what it made and touches nothing else:
@@ -51,15 +54,33 @@ def manager(
     created.close()
 
 
+@pytest.fixture
+def planted_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """A host name and a state directory of this test's own, for planted runs and the runs
+    that must judge them: no other test, and no other run on the engine, judges or sweeps
+    a run of this host. Set for this process (the command in-process) and returned for
+    the runs the test starts."""
+    env = {HOST_ENV: f"planted-{new_run_id()}", STATE_DIR_ENV: str(tmp_path / "state")}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
 def core_identity(worker: str = "core") -> RunIdentity:
     """A fresh run identity for tests of the core, carrying the suite's label."""
     return RunIdentity(run=new_run_id(), worker=worker, extra_labels=dict(SUITE_LABELS))
 
 
 def suite_resources(client: docker.DockerClient) -> tuple[list[dict], list[dict]]:
-    """The containers and networks this suite made that are still on the engine."""
-    filters = {"label": [f"{SUITE_LABEL_KEY}={SUITE_ID}"]}
-    return client.api.containers(all=True, filters=filters), client.api.networks(filters=filters)
+    """The containers and networks this suite made that are still on the engine: those with
+    its label, and those with its host name (core scripts the suite runs carry no label)."""
+    containers: dict[str, dict] = {}
+    networks: dict[str, dict] = {}
+    for label in (f"{SUITE_LABEL_KEY}={SUITE_ID}", f"{LABEL_HOST}={SUITE_HOST}"):
+        filters = {"label": [label]}
+        containers.update((c["Id"], c) for c in client.api.containers(all=True, filters=filters))
+        networks.update((n["Id"], n) for n in client.api.networks(filters=filters))
+    return list(containers.values()), list(networks.values())
 
 
 # For a suite that pytester runs: removing a container named *stuck fails.

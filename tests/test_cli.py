@@ -9,7 +9,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from test_reaper import dead_pid, fake_run, planted_host  # noqa: F401 - a fixture
+from test_reaper import dead_pid, fake_run
 
 from pytest_dockernet import new_run_id
 from pytest_dockernet.cleanup import find_labelled
@@ -24,7 +24,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def runs(docker_client, image, planted_host):  # noqa: F811
+def runs(docker_client, image, planted_host):
     """A dead run and a live one of this test's own host, removed afterwards whatever happens."""
     dead, alive = new_run_id(), new_run_id()
     fake_run(docker_client, dead, dead_pid(), image)
@@ -117,8 +117,9 @@ def test_a_removal_that_fails_sets_exit_code_1(runs, monkeypatch):
             for cid, name in containers
         ]
 
-    monkeypatch.setattr(runs_module, "remove_containers", refuse)
-    code, _, err = run_cli("prune", "--run", runs[0])
+    with monkeypatch.context() as patch:  # undone before the fixture's own cleanup
+        patch.setattr(runs_module, "remove_containers", refuse)
+        code, _, err = run_cli("prune", "--run", runs[0])
     assert code == EXIT_FAILURES
     assert "operation not permitted" in err
 
@@ -148,3 +149,44 @@ def test_ages_read_well():
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert [age(now - timedelta(seconds=s), now) for s in (5, 125, 7300, 200000)] == ["5s", "2m", "2h", "2d"]
     assert age(None) == "?"
+
+
+def test_prune_of_a_run_of_another_host_needs_force(docker_client, image, planted_host, monkeypatch):
+    other = new_run_id()
+    monkeypatch.setenv("PYTEST_DOCKERNET_HOST", "another-host")
+    fake_run(docker_client, other, dead_pid(), image)
+    monkeypatch.setenv("PYTEST_DOCKERNET_HOST", planted_host["PYTEST_DOCKERNET_HOST"])
+    try:
+        code, out, _ = run_cli("ls", "--run", other)
+        assert out.splitlines()[1].split()[1] == "unknown"
+        code, _, err = run_cli("prune", "--run", other)
+        assert code == EXIT_REFUSED
+        assert f"run {other} was made on another host (another-host)" in err
+        assert "pass --force once you know it is over" in err
+        assert count(docker_client, other) == 2
+        code, out, _ = run_cli("prune")
+        assert count(docker_client, other) == 2, "a plain prune never judges another host's run"
+        code, _, _ = run_cli("prune", "--run", other, "--force")
+        assert code == EXIT_OK
+        assert count(docker_client, other) == 0
+    finally:
+        run_cli("prune", "--run", other, "--force")
+
+
+def test_a_recycled_pid_does_not_keep_a_dead_run_alive(docker_client, image, planted_host):
+    # The labelled pid is alive (this very process), but the process that made the run
+    # started at another time: its pid has been recycled, and the run is dead.
+    started = ProcessRef.current().started
+    assert started is not None
+    recycled = ProcessRef(os.getpid(), started - 3600)
+    run = new_run_id()
+    fake_run(docker_client, run, recycled, image)
+    try:
+        _, out, _ = run_cli("ls", "--run", run)
+        assert out.splitlines()[1].split()[1] == "dead"
+        code, out, _ = run_cli("prune")
+        assert code == EXIT_OK
+        assert f"run {run}: removed 2 resources" in out
+        assert count(docker_client, run) == 0
+    finally:
+        run_cli("prune", "--run", run, "--force")

@@ -1,4 +1,4 @@
-"""The Docker engine stopped and restarted in the middle of a run.
+"""The Docker engine stopped, restarted or frozen in the middle of a run.
 
 The engine here is a second dockerd of the test's own, in a network namespace of its own
 (its bridges and iptables rules stay there) with its own socket and data and exec roots,
@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import docker
 import pytest
 from conftest import TEST_IMAGE
-from test_reaper import wait_for
+from test_reaper import HOLDING_TEST, kill_lingering, ready_files, run_of, start, wait_for
 
 from pytest_dockernet.cleanup import find_labelled
 from pytest_dockernet.images import import_busybox
@@ -73,7 +74,17 @@ class Engine:
             return False
         return True
 
+    def freeze(self) -> None:
+        """SIGSTOP: the socket still accepts connections, and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()
         if self.process is not None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -160,3 +171,156 @@ def test_engine_restart_mid_run(pytester, engine, image):
     assert f"swept 3 resources left by 1 dead runs ({run}) before starting" in next_run.stdout
     containers, networks = find_labelled(client)
     assert (containers, networks) == ([], [])
+
+
+def leftovers(client: docker.DockerClient, run: str) -> int:
+    containers, networks = find_labelled(client, run)
+    return len(containers) + len(networks)
+
+
+@pytest.mark.parametrize("order", ["restart, then kill", "kill while the engine is down"])
+def test_the_reaper_survives_an_engine_restart(pytester, engine, image, order):
+    client = docker.DockerClient(base_url=engine.host)
+    import_busybox(client, TEST_IMAGE)
+    pytester.makepyfile(HOLDING_TEST)
+    controller = start(pytester, "-p", "xdist", "-n", "2", env={"DOCKER_HOST": engine.host})
+    try:
+        ready = wait_for(lambda: ready_files(pytester.path, 2), 60, "both workers to hold a network")
+        run = run_of(ready[0])
+        workers = {int(p.name.split("-")[2]) for p in ready}
+        assert leftovers(client, run) == 4
+        engine.stop()
+        if order == "restart, then kill":
+            engine.start()
+            controller.kill()
+        else:
+            controller.kill()
+            engine.start()
+        answering = time.monotonic()  # start() returns once the engine answers again
+        wait_for(lambda: not leftovers(client, run), 30, f"run {run} to be reaped", interval=0.02)
+        elapsed = time.monotonic() - answering
+    finally:
+        controller.kill()
+        controller.wait()
+    kill_lingering(workers)
+    print(f"{order}: reaped {elapsed:.2f} s after the engine answered again")  # README's figure, with -s
+    # The target is 2 s; a loaded CI machine gets slack.
+    assert elapsed < 5, f"reaped {elapsed:.2f} s after the engine answered again"
+
+
+# Freezes the engine in the middle of this run's start-up sweep: the sweep then waits for
+# an engine that accepts connections and never answers.
+FREEZE_IN_SWEEP = """
+import os, signal
+from pytest_dockernet import runs
+
+real_sweep = runs.sweep_dead_runs
+
+def frozen_sweep(client, state_dir, engine):
+    os.kill(int(os.environ["FREEZE_PID"]), signal.SIGSTOP)
+    open("frozen", "w").close()
+    return real_sweep(client, state_dir, engine)
+
+runs.sweep_dead_runs = frozen_sweep
+"""
+
+
+def test_a_run_on_a_frozen_engine_holds_up_no_run_on_another(pytester, engine, image, planted_host):
+    client = docker.DockerClient(base_url=engine.host)
+    import_busybox(client, TEST_IMAGE)
+    frozen_dir = pytester.mkdir("frozen_run")
+    (frozen_dir / "conftest.py").write_text(FREEZE_IN_SWEEP)
+    (frozen_dir / "test_frozen.py").write_text("def test_after_thaw(docker_network):\n    pass\n")
+    assert engine.process is not None
+    frozen = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly"],
+        cwd=frozen_dir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={
+            **os.environ,
+            **planted_host,
+            "DOCKER_HOST": engine.host,
+            "PYTEST_DOCKERNET_SWEEP": "1",
+            "PYTEST_DOCKERNET_ENGINE_TIMEOUT": "60",
+            "FREEZE_PID": str(engine.process.pid),
+        },
+    )
+    try:
+        wait_for(
+            lambda: (frozen_dir / "frozen").exists(), 60, "the first run to freeze its engine in its sweep"
+        )
+        healthy_dir = pytester.mkdir("healthy_run")
+        (healthy_dir / "test_healthy.py").write_text(
+            f"def test_healthy(docker_network):\n    docker_network.run({TEST_IMAGE!r}, ['sleep', '300'])\n"
+        )
+        healthy = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+            cwd=healthy_dir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={
+                **os.environ,
+                **planted_host,
+                "PYTEST_DOCKERNET_SWEEP": "1",
+                "PYTEST_DOCKERNET_LOCK_TIMEOUT": "5",
+            },
+        )
+        still_frozen = frozen.poll() is None
+        engine.thaw()
+        frozen_output, _ = frozen.communicate(timeout=120)
+    finally:
+        engine.thaw()
+        frozen.kill()
+        frozen.wait()
+    assert "1 passed" in healthy.stdout, healthy.stdout
+    assert still_frozen, "the healthy run finished while the other run was still in its sweep"
+    assert "1 passed" in frozen_output, frozen_output
+
+
+FROZEN_MID_TEST = f"""
+import os, signal
+
+def test_in_flight(docker_network):
+    box = docker_network.run({TEST_IMAGE!r}, ["sleep", "300"])
+    open("run", "w").write(docker_network.name.split("-")[1])
+    os.kill(int(os.environ["FREEZE_PID"]), signal.SIGSTOP)
+    box.exec(["true"])
+"""
+
+
+def test_a_frozen_engine_is_one_sentence_and_the_reaper_cleans_after_the_thaw(pytester, engine, image):
+    client = docker.DockerClient(base_url=engine.host)
+    import_busybox(client, TEST_IMAGE)
+    pytester.makepyfile(test_in_flight=FROZEN_MID_TEST)
+    assert engine.process is not None
+    env = {
+        **os.environ,
+        "DOCKER_HOST": engine.host,
+        "PYTEST_DOCKERNET_ENGINE_TIMEOUT": "2",
+        "FREEZE_PID": str(engine.process.pid),
+    }
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"],
+            cwd=pytester.path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    finally:
+        engine.thaw()
+    output = done.stdout
+    assert "1 failed" in output, output
+    assert (
+        f"EngineUnavailableError: the Docker engine at {engine.host} did not answer in time while"
+        " running ['true'] in container" in output
+    ), output
+    assert "--dockernet-engine-timeout sets how long each call may take" in output
+    assert "Traceback" not in output
+    assert "ReadTimeout" not in output.split("short test summary")[0]
+    run = (pytester.path / "run").read_text()
+    wait_for(lambda: not leftovers(client, run), 30, "the reaper to clean up once the engine thaws")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import warnings
 from ipaddress import IPv4Address
@@ -158,6 +159,16 @@ def test_missing_image_is_named(manager, docker_client):
     assert leftovers(docker_client, manager.identity.run) == []
 
 
+def test_an_invalid_image_reference_is_one_sentence(manager, docker_client):
+    net = manager.create_network()
+    with pytest.raises(ImageUnavailableError) as excinfo:
+        net.run("UPPER/Case;rm:1", SLEEP)
+    assert str(excinfo.value).startswith("image 'UPPER/Case;rm:1' is not a valid image reference (")
+    assert "such as redis:7" in str(excinfo.value)
+    manager.release(net)
+    assert leftovers(docker_client, manager.identity.run) == []
+
+
 @pytest.mark.parametrize("alias", ["bad alias", "-x", ["ok", "no_underscore"]])
 def test_invalid_alias_is_named_and_nothing_starts(manager, image, docker_client, alias):
     net = manager.create_network()
@@ -299,3 +310,41 @@ def test_services_are_unprivileged_and_see_no_docker_socket_by_default(manager, 
         assert not host_config.get("Binds")
         assert not box.reload()["Mounts"]
         assert not box.exec(["test", "-e", "/var/run/docker.sock"]).ok
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_every_published_port_binds_loopback_unless_an_address_is_named(manager, image):
+    fixed, in_tuple, in_dict = free_port(), free_port(), free_port()
+    ports = {
+        8080: None,
+        8081: fixed,
+        "8082/tcp": [None],
+        8083: (in_tuple,),
+        8084: {"HostPort": str(in_dict)},
+        8085: ("0.0.0.0", None),  # named by the test: kept
+    }
+    with manager.create_network() as net:
+        box = net.run(image, SLEEP, ports=ports)
+        bindings = box.reload()["NetworkSettings"]["Ports"]
+    hosts = {port: {b["HostIp"] for b in found} for port, found in bindings.items()}
+    for port in ("8080/tcp", "8081/tcp", "8082/tcp", "8083/tcp", "8084/tcp"):
+        assert hosts[port] == {"127.0.0.1"}, (port, bindings[port])
+    assert "0.0.0.0" in hosts["8085/tcp"]
+    assert bindings["8081/tcp"][0]["HostPort"] == str(fixed)
+    assert bindings["8083/tcp"][0]["HostPort"] == str(in_tuple)
+    assert bindings["8084/tcp"][0]["HostPort"] == str(in_dict)
+
+
+def test_labels_as_a_list_or_a_dict_as_docker_py_takes_them(manager, image, docker_client):
+    with manager.create_network(labels=["net.flag"]) as net:
+        box = net.run(image, SLEEP, labels=["box.flag", "box.other"])
+        other = net.run(image, SLEEP, labels={"box.team": "qa"})
+        assert docker_client.api.inspect_network(net.id)["Labels"]["net.flag"] == ""
+        assert box.container.labels["box.flag"] == box.container.labels["box.other"] == ""
+        assert other.container.labels["box.team"] == "qa"
+        assert box.container.labels[LABEL_RUN] == manager.identity.run

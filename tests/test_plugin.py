@@ -183,6 +183,19 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
         (["--dockernet-prefix", "no spaces"], "", "--dockernet-prefix: prefix 'no spaces' must start*"),
         ([], "dockernet_keep = perhaps", "ini option dockernet_keep: 'perhaps' is not valid*"),
         ([], "dockernet_pool = 10.0.0.0/8 10.1.0.0/16", "ini option dockernet_pool: pools * overlap"),
+        (["--dockernet-pool", ","], "", "--dockernet-pool: ',' holds no pool; give at least one IPv4 CIDR*"),
+        (["--dockernet-pool", "127.0.0.0/8"], "", "--dockernet-pool: pool 127.0.0.0/8 overlaps loopback*"),
+        (["--dockernet-pool", "0.0.0.0/0"], "", "--dockernet-pool: pool 0.0.0.0/0 overlaps 'this network'*"),
+        (["--dockernet-pool", "0.0.0.0/8"], "", "--dockernet-pool: pool 0.0.0.0/8 overlaps*"),
+        (["--dockernet-pool", "169.254.0.0/16"], "", "*overlaps link-local (169.254.0.0/16)*"),
+        (["--dockernet-pool", "224.0.0.0/4"], "", "*overlaps multicast (224.0.0.0/4)*"),
+        (["--dockernet-pool", "240.0.0.0/4"], "", "*overlaps reserved class E and broadcast*"),
+        (["--dockernet-engine-timeout", "soon"], "", "--dockernet-engine-timeout: 'soon' is not valid*"),
+        (
+            ["--dockernet-label", "nokey"],
+            "",
+            "--dockernet-label: * is not valid; expected KEY=VALUE, comma-separated ('nokey' is not KEY=VALUE)",
+        ),
     ],
 )
 def test_bad_options_are_usage_errors(suite, args, ini, message):
@@ -448,3 +461,20 @@ def test_a_build_that_fails_names_the_image_and_shows_the_log(docker_client, tmp
         images.build_image(docker_client, tmp_path, "dockernet-test/broken:1")
     with pytest.raises(ImageUnavailableError, match="has no Dockerfile"):
         images.build_image(docker_client, tmp_path / "nowhere", "dockernet-test/broken:1")
+
+
+def test_a_state_directory_others_may_write_to_fails_at_once(suite, tmp_path, monkeypatch):
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    monkeypatch.setenv("PYTEST_DOCKERNET_STATE_DIR", str(loose))
+    suite.makepyfile("def test_needs_a_network(docker_network): pass")
+    started = time.monotonic()
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*refusing to use the state directory {loose}: its mode 0777 lets other users write to it*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+    assert time.monotonic() - started < 30, "refused at once, not after a lock time-out"
+    assert list(loose.iterdir()) == [], "nothing was written into it"

@@ -14,9 +14,8 @@ from conftest import FAILING_REMOVAL_CONFTEST, SUITE_LABELS, TEST_IMAGE
 
 from pytest_dockernet import new_run_id
 from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.naming import HOST_ENV, LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_RUN
+from pytest_dockernet.naming import LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_RUN
 from pytest_dockernet.processes import ProcessRef, format_start
-from pytest_dockernet.statedir import STATE_DIR_ENV
 
 # A test of the suite that holds a network and a service, says so, and waits to be killed.
 HOLDING_TEST = f"""
@@ -32,19 +31,11 @@ def test_hold(docker_network, n):
 """
 
 
-@pytest.fixture
-def planted_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A host name and a state directory of this test's own, for planted runs and the runs
-    that must judge them: no other test, and no other run on the engine, judges or sweeps
-    a run of this host. Set for this process (the command in-process) and returned for
-    the runs the test starts."""
-    env = {HOST_ENV: f"planted-{new_run_id()}", STATE_DIR_ENV: str(tmp_path / "state")}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env
-
-
-def start(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def start(
+    pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = None, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """A pytest run in the background (in a process group of its own with ``new_session``,
+    so that a signal can reach it and its workers as a terminal's Ctrl-C does)."""
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=pytester.path,
@@ -52,6 +43,7 @@ def start(pytester: pytest.Pytester, *args: str, env: dict[str, str] | None = No
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, **(env or {})},
+        start_new_session=new_session,
     )
 
 
