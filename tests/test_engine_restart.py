@@ -20,7 +20,15 @@ from pathlib import Path
 import docker
 import pytest
 from conftest import TEST_IMAGE
-from test_reaper import HOLDING_TEST, kill_lingering, ready_files, run_of, start, wait_for
+from test_reaper import (
+    HOLDING_TEST,
+    kill_lingering,
+    ready_files,
+    run_of,
+    seconds_until_reaped,
+    start,
+    wait_for,
+)
 
 from pytest_dockernet.cleanup import find_labelled
 from pytest_dockernet.images import import_busybox
@@ -196,9 +204,8 @@ def test_the_reaper_survives_an_engine_restart(pytester, engine, image, order):
         else:
             controller.kill()
             engine.start()
-        answering = time.monotonic()  # start() returns once the engine answers again
-        wait_for(lambda: not leftovers(client, run), 30, f"run {run} to be reaped", interval=0.02)
-        elapsed = time.monotonic() - answering
+        # start() returns once the engine answers again.
+        elapsed = seconds_until_reaped(client, run, since=time.monotonic())
     finally:
         controller.kill()
         controller.wait()

@@ -57,6 +57,12 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def seconds_until_reaped(client, run: str, since: float, timeout: float = 30) -> float:
+    """Wait until nothing of ``run`` is left; return the seconds since ``since`` (monotonic)."""
+    wait_for(lambda: not leftovers(client, run), timeout, f"run {run} to be reaped", interval=0.02)
+    return time.monotonic() - since
+
+
 def ready_files(path: Path, count: int) -> list[Path]:
     files = sorted(path.glob("ready-*"))
     return files if len(files) >= count else []
@@ -87,9 +93,7 @@ def test_sigkill_of_the_controller_mid_run_leaves_nothing(pytester, image, docke
         assert len(leftovers(docker_client, run)) == 4
         controller.send_signal(signal.SIGKILL)
         controller.wait()
-        killed = time.monotonic()
-        wait_for(lambda: not leftovers(docker_client, run), 10, f"run {run} to be reaped", interval=0.02)
-        elapsed = time.monotonic() - killed
+        elapsed = seconds_until_reaped(docker_client, run, since=time.monotonic(), timeout=10)
     finally:
         controller.kill()
         controller.wait()
