@@ -45,6 +45,21 @@ class ServiceError(DockernetError):
     """The engine refused an operation on a service (a command in a stopped container, say)."""
 
 
+class JobTimeoutError(ServiceError):
+    """A one-shot job (:meth:`Network.run_job`) ran past its timeout and was killed.
+
+    The message holds its output so far; :attr:`output` holds it too.
+    """
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class InvalidAddressError(DockernetError, ValueError):
+    """A static address is outside the network's subnet, is its gateway, or is taken."""
+
+
 class DockernetWarning(UserWarning):
     """Base class of the warnings pytest-dockernet emits."""
 

@@ -59,6 +59,8 @@ def service_fixture(
                 network.connect(needed, aliases=needed.aliases)
         service: Service = network.run(**spec)
         yield service
+        if network.identity.keep:
+            return  # kept with its network, and counted there
         failure = service.remove()
         if failure:
             warn_failures([failure])

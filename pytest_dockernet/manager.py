@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 import docker
@@ -16,7 +16,7 @@ from .errors import RunEndedError, hide_frames_of_own_errors
 from .naming import Labels, RunIdentity
 from .network import Network
 from .statedir import default_state_dir, ensure_private_dir, lock_path
-from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, SubnetAllocator
+from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_POOLS6, DEFAULT_SUBNET_SIZE, SubnetAllocator
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Tally:
     containers_created: int = 0
     containers_removed: int = 0
     kept: list[str] = field(default_factory=list)
+    kept_containers: int = 0
     failures: list[CleanupFailure] = field(default_factory=list)
     swept_runs: list[str] = field(default_factory=list)
     swept: int = 0
@@ -40,6 +41,7 @@ class Tally:
         self.containers_created += other.containers_created
         self.containers_removed += other.containers_removed
         self.kept.extend(other.kept)
+        self.kept_containers += other.kept_containers
         self.failures.extend(other.failures)
         self.swept_runs.extend(other.swept_runs)
         self.swept += other.swept
@@ -87,12 +89,13 @@ class NetworkManager:
         subnet_size: int = DEFAULT_SUBNET_SIZE,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         state_dir: Path | None = None,
+        pools6: Sequence[IPv6Network] = DEFAULT_POOLS6,
     ) -> NetworkManager:
         """A manager whose allocation lock lives in the per-user state directory."""
         directory = ensure_private_dir(state_dir or default_state_dir())
         engine = engine_key(client)
         lock = lock_path(directory, "subnets", engine)
-        allocator = SubnetAllocator(client, lock, pools, subnet_size, lock_timeout)
+        allocator = SubnetAllocator(client, lock, pools, subnet_size, lock_timeout, pools6=pools6)
         return cls(client, identity, allocator, engine=engine)
 
     def create_network(
@@ -100,6 +103,8 @@ class NetworkManager:
         *,
         test: str | None = None,
         internal: bool = False,
+        hermetic: bool = False,
+        ipv6: bool = False,
         labels: Labels | None = None,
         options: dict[str, str] | None = None,
     ) -> Network:
@@ -121,6 +126,8 @@ class NetworkManager:
             self.identity,
             test=test,
             internal=internal,
+            hermetic=hermetic,
+            ipv6=ipv6,
             labels=labels,
             options=options,
         )
@@ -139,6 +146,7 @@ class NetworkManager:
         if self.identity.keep:
             with self._lock:
                 self.tally.kept.append(network.name)
+                self.tally.kept_containers += len(network.services)
             return []
         failures = network.remove()
         failed_containers = sum(1 for f in failures if f.kind == "container")

@@ -7,7 +7,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 import docker
@@ -18,18 +18,20 @@ from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
 from . import cleanup
+from .addresses import LOOPBACK, address6_on, address_on, check_static_address, on_loopback
 from .cleanup import CleanupFailure
 from .engine import engine_errors, is_local
 from .errors import (
     DockernetError,
     ImageUnavailableError,
+    InvalidAddressError,
     NetworkError,
     ServiceStartError,
     hide_frames_of_own_errors,
 )
 from .images import pull_image
 from .naming import Labels, RunIdentity, container_name, normalize_aliases
-from .service import Command, Service, address_on, logs_text
+from .service import Command, ExecResult, Service, logs_text
 from .subnets import SubnetAllocator
 from .wait import WaitArgument, until_ready
 
@@ -45,8 +47,9 @@ class Network:
     """A user-defined bridge network with an explicit subnet, addressed by ID.
 
     Make one with :meth:`create` (the fixtures do it for you). Services started with
-    :meth:`run` live on this network only and reach each other by their aliases.
-    :meth:`remove` tears everything down, containers first.
+    :meth:`run` live on this network only and reach each other by their aliases; jobs run
+    to completion with :meth:`run_job`. :meth:`remove` tears everything down, containers
+    first.
     """
 
     def __init__(
@@ -59,6 +62,8 @@ class Network:
         *,
         test: str | None = None,
         internal: bool = False,
+        hermetic: bool = False,
+        subnet6: IPv6Network | None = None,
     ) -> None:
         self.client = client
         self.id = network_id
@@ -67,15 +72,19 @@ class Network:
         """``{prefix}-{run}-{worker}-{n}``: unique per run, worker and network."""
         self.subnet = subnet
         """The subnet carved for this network from the pool."""
+        self.subnet6 = subnet6
+        """The IPv6 /64 of a dual-stack network (``ipv6=True``), else None."""
         self.internal = internal
         """Whether the network has no route outside (``docker network create --internal``)."""
+        self.hermetic = hermetic
+        """Whether names its embedded DNS does not know fail at once instead of being forwarded."""
         self.identity = identity
         self.test = test
         self.services: list[Service] = []
         """The services started on this network, in start order."""
         self.started = 0
-        """How many services this network has started, including ones removed since."""
-        self._guests: list[Service] = []
+        """How many containers this network has started (services and jobs), including removed ones."""
+        self._guests: list[tuple[Service, list[str]]] = []
         self._names: set[str] = set()
         self._lock = threading.Lock()
         self._removed = False
@@ -84,6 +93,12 @@ class Network:
     def gateway(self) -> IPv4Address:
         """The network's gateway: the first address of :attr:`subnet`."""
         return next(self.subnet.hosts())
+
+    @property
+    def guests(self) -> list[tuple[Service, list[str]]]:
+        """Services of other networks attached here with :meth:`connect`, with their aliases here."""
+        with self._lock:
+            return [(service, list(aliases)) for service, aliases in self._guests]
 
     @classmethod
     def create(
@@ -94,35 +109,57 @@ class Network:
         *,
         test: str | None = None,
         internal: bool = False,
+        hermetic: bool = False,
+        ipv6: bool = False,
         labels: Labels | None = None,
         options: dict[str, str] | None = None,
     ) -> Network:
-        """Create a labelled bridge network on a free subnet of the allocator's pools."""
+        """Create a labelled bridge network on a free subnet of the allocator's pools.
+
+        With ``ipv6`` the network is dual-stack: it also gets a /64 of the allocator's IPv6
+        pools. ``hermetic`` networks start their containers with no DNS upstream.
+        """
         __tracebackhide__ = hide_frames_of_own_errors
         name = identity.next_network_name()
 
-        def create_on(subnet: IPv4Network) -> str:
-            gateway = str(next(subnet.hosts()))
-            ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=str(subnet), gateway=gateway)])
+        def create_on(subnet: IPv4Network, subnet6: IPv6Network | None) -> str:
+            pools = [IPAMPool(subnet=str(subnet), gateway=str(next(subnet.hosts())))]
+            if subnet6 is not None:
+                pools.append(IPAMPool(subnet=str(subnet6), gateway=str(next(subnet6.hosts()))))
             response = client.api.create_network(
                 name,
                 driver="bridge",
                 options=options,
-                ipam=ipam,
+                ipam=IPAMConfig(driver="default", pool_configs=pools),
                 internal=internal,
+                enable_ipv6=subnet6 is not None,
                 labels=identity.labels(test, labels),
             )
             return str(response["Id"])
 
+        subnet6: IPv6Network | None = None
         with engine_errors(f"creating network {name}"):
             try:
-                network_id, subnet = allocator.allocate(create_on)
+                if ipv6:
+                    network_id, subnet, subnet6 = allocator.allocate_dual(create_on)
+                else:
+                    network_id, subnet = allocator.allocate(lambda subnet: create_on(subnet, None))
             except docker.errors.APIError as exc:
                 raise NetworkError(
                     f"the engine refused to create network {name}: {exc.explanation or exc}"
                 ) from None
-        log.debug("created network %s (%s) on %s", name, network_id[:12], subnet)
-        return cls(client, network_id, name, subnet, identity, test=test, internal=internal)
+        log.debug("created network %s (%s) on %s %s", name, network_id[:12], subnet, subnet6 or "")
+        return cls(
+            client,
+            network_id,
+            name,
+            subnet,
+            identity,
+            test=test,
+            internal=internal,
+            hermetic=hermetic,
+            subnet6=subnet6,
+        )
 
     def run(
         self,
@@ -132,31 +169,112 @@ class Network:
         alias: str | Sequence[str] | None = None,
         name: str | None = None,
         environment: dict[str, str] | list[str] | None = None,
+        ip: str | IPv4Address | None = None,
         min_uptime: float = 0.0,
         wait: WaitArgument = None,
         **docker_kwargs: Any,
     ) -> Service:
-        """Start a container from ``image`` on this network and return its :class:`Service`.
+        """Start a long-running container from ``image`` on this network; return its :class:`Service`.
 
         ``alias`` (one name or several) becomes network-scoped DNS names other
         containers on this network resolve. The container name is
-        ``{network name}-{name or first alias or a number}``. ``docker_kwargs`` go to
-        docker-py's ``containers.run`` (``ports``, ``volumes``, ``healthcheck``...), except
-        network settings: a service lives on this network only (use :meth:`connect`).
-        The image is pulled when it is not present. Raises :class:`ServiceStartError`
-        when the container cannot start or has already exited, with its last log lines;
-        ``min_uptime`` (seconds) makes it watch that long for a crash (returning at
-        once if the container exits) before it counts the service as started.
-        ``wait`` (a :mod:`pytest_dockernet.wait` strategy, or a list that must all hold)
-        makes it return only once the service is ready.
+        ``{network name}-{name or first alias or a number}``. ``ip`` gives it a static
+        address of :attr:`subnet`. ``docker_kwargs`` go to docker-py's ``containers.run``
+        (``ports``, ``volumes``, ``healthcheck``...), except network settings: a service
+        lives on this network only (use :meth:`connect`). The image is pulled when it is
+        not present. ``min_uptime`` (seconds) watches that long for a crash (returning at
+        once if the container exits); ``wait`` (a :mod:`pytest_dockernet.wait` strategy,
+        or a list that must all hold) returns only once the service is ready.
+
+        A container that **has exited** when ``run`` checks it — right after the start,
+        after ``min_uptime``, and at every poll of ``wait`` — raises
+        :class:`ServiceStartError` with its exit status and last log lines, and is removed
+        at once; one that is still running is returned. That holds for every exit status,
+        0 included: a command meant to finish is a job, for :meth:`run_job`.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         aliases = normalize_aliases(alias)
+        address = check_static_address(ip, self.subnet, self.name) if ip is not None else None
         self._check_kwargs(docker_kwargs)
         with engine_errors(f"starting a container from {image!r} on network {self.name}"):
-            service = self._start(image, command, aliases, name, environment, min_uptime, docker_kwargs)
-            until_ready(service, wait)
+            service = self._start(
+                image, command, aliases, name, environment, address, min_uptime, docker_kwargs
+            )
+            try:
+                until_ready(service, wait)
+            except ServiceStartError:
+                service.remove()  # exited while waited for: its logs are in the message
+                raise
         return service
+
+    def run_job(
+        self,
+        image: str,
+        command: Command | None = None,
+        *,
+        stdin: str | bytes | None = None,
+        timeout: float = 60.0,
+        alias: str | Sequence[str] | None = None,
+        environment: dict[str, str] | list[str] | None = None,
+        **docker_kwargs: Any,
+    ) -> ExecResult:
+        """Run a one-shot container on this network to completion: ``docker run --rm --network``.
+
+        ``stdin`` (str or bytes) is written to its standard input, which is then closed.
+        Returns an :class:`ExecResult` (``exit_code``, ``output``: stdout and stderr as the
+        engine logged them, ``ok``), whatever the exit status. The container carries the
+        plugin's labels and is removed afterwards (kept with ``--dockernet-keep``). Past
+        ``timeout`` seconds it is killed and :class:`JobTimeoutError` is raised, holding
+        the output so far. Images are pulled, and image or command errors reported, as by
+        :meth:`run`.
+        """
+        __tracebackhide__ = hide_frames_of_own_errors
+        from .jobs import run_job
+
+        return run_job(
+            self, image, command, stdin, timeout, normalize_aliases(alias), environment, docker_kwargs
+        )
+
+    def _create(
+        self,
+        image: str,
+        command: Command | None,
+        aliases: list[str],
+        name: str | None,
+        environment: dict[str, str] | list[str] | None,
+        docker_kwargs: dict[str, Any],
+        *,
+        ip: str | None = None,
+        job: bool = False,
+        stdin: bool = False,
+    ) -> tuple[Container, str]:
+        """Create (not start) a labelled container on this network; return it and its name."""
+        __tracebackhide__ = hide_frames_of_own_errors
+        cname = self._claim_name(name or (aliases[0] if aliases else None) or ("job" if job else None))
+        labels = self.identity.labels(self.test, docker_kwargs.pop("labels", None))
+        endpoint = self.client.api.create_endpoint_config(aliases=aliases or None, ipv4_address=ip)
+        if self.hermetic and "dns" not in docker_kwargs:
+            # The embedded DNS forwards names it does not know to the container's upstream
+            # servers, from inside the container: with loopback as the only one, nothing
+            # answers, and the name never leaves the machine. Docker's DNS then sends no
+            # answer at all, so the resolver's own time-out ends the lookup: one attempt of
+            # one second (glibc reads these options; some clients, like busybox nslookup, do not).
+            docker_kwargs["dns"] = [LOOPBACK]
+            docker_kwargs.setdefault("dns_opt", ["timeout:1", "attempts:1"])
+        create_args = dict(
+            command=command,
+            name=cname,
+            environment=environment,
+            labels=labels,
+            detach=not job,
+            stdin_open=stdin,
+            network=self.id,
+            networking_config={self.id: endpoint},
+            **docker_kwargs,
+        )
+        container = self._create_container(image, create_args)
+        container.attrs["Name"] = f"/{cname}"  # known before any inspect
+        return container, cname
 
     def _start(
         self,
@@ -165,24 +283,15 @@ class Network:
         aliases: list[str],
         name: str | None,
         environment: dict[str, str] | list[str] | None,
+        ip: str | None,
         min_uptime: float,
         docker_kwargs: dict[str, Any],
     ) -> Service:
         __tracebackhide__ = hide_frames_of_own_errors
-        cname = self._claim_name(name or (aliases[0] if aliases else None))
-        labels = self.identity.labels(self.test, docker_kwargs.pop("labels", None))
-        endpoint = self.client.api.create_endpoint_config(aliases=aliases or None)
-        create_args = dict(
-            command=command,
-            name=cname,
-            environment=environment,
-            labels=labels,
-            detach=True,
-            network=self.id,
-            networking_config={self.id: endpoint},
-            **docker_kwargs,
+        stdin_open = bool(docker_kwargs.pop("stdin_open", False))
+        container, cname = self._create(
+            image, command, aliases, name, environment, docker_kwargs, ip=ip, stdin=stdin_open
         )
-        container = self._create_container(image, create_args)
         container_id = str(container.id)
         try:
             container.start()
@@ -191,18 +300,27 @@ class Network:
             container.reload()
         except docker.errors.APIError as exc:
             self._discard(container_id, cname)
+            reason = str(exc.explanation or exc)
+            if ip is not None and "already in use" in reason:
+                raise InvalidAddressError(
+                    f"address {ip} of subnet {self.subnet} is already taken on network {self.name}"
+                    f" (container {cname}, image {image!r}): choose another, or leave ip unset"
+                ) from None
             raise ServiceStartError(
-                f"container {cname} (image {image!r}, command {command!r}) could not start:"
-                f" {exc.explanation or exc}"
+                f"container {cname} (image {image!r}, command {command!r}) could not start: {reason}"
             ) from None
         state = container.attrs.get("State", {})
         if not state.get("Running"):
             self._fail_exited(container_id, cname, image, state)
-        service = Service(self, container, aliases, self._ip_of(container.attrs))
+        service = self._service(container, aliases)
         with self._lock:
             self.services.append(service)
             self.started += 1
         return service
+
+    def _service(self, container: Container, aliases: list[str]) -> Service:
+        attrs = container.attrs
+        return Service(self, container, aliases, self._ip_of(attrs), address6_on(attrs, self.id))
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
         # Returns when the container exits; a read time-out means it stayed up.
@@ -234,19 +352,29 @@ class Network:
     def _run_spec(self, spec: dict[str, Any]) -> Service:
         return self.run(**spec)
 
-    def _check_kwargs(self, docker_kwargs: dict[str, Any]) -> None:
+    def _check_kwargs(self, docker_kwargs: dict[str, Any], *, job: bool = False) -> None:
         for key in _FOREIGN_NETWORK_KWARGS:
             if key in docker_kwargs:
                 raise TypeError(
-                    f"Network.run() does not take {key!r}: a service lives on the network that"
-                    " runs it; use another network's connect() to attach it there too"
+                    f"Network.{'run_job' if job else 'run'}() does not take {key!r}: a container lives"
+                    " on the network that runs it; use another network's connect() to attach it there too"
                 )
+        if job:
+            for key in ("detach", "stdin_open", "remove", "auto_remove"):
+                if key in docker_kwargs:
+                    raise TypeError(
+                        f"Network.run_job() does not take {key}=: it runs the command to completion"
+                        " (stdin= gives it input) and removes the container itself"
+                    )
+        elif docker_kwargs.pop("detach", True) is not True:
+            raise TypeError(
+                "Network.run() starts long-running services and always detaches; run a command to"
+                " completion with run_job(), or in a service with Service.exec()"
+            )
         ports = docker_kwargs.get("ports")
         if ports and is_local():
             # Publish on loopback only: a test's service has no business on the LAN.
             docker_kwargs["ports"] = {port: on_loopback(binding) for port, binding in ports.items()}
-        if docker_kwargs.pop("detach", True) is not True:
-            raise TypeError("Network.run() always detaches; run a one-off command with Service.exec()")
 
     def _claim_name(self, suffix: str | None) -> str:
         with self._lock:
@@ -297,9 +425,10 @@ class Network:
         except docker.errors.DockerException as exc:
             logs = f"(logs unavailable: {exc})"
         self._discard(container_id, cname)
+        hint = "; a command meant to finish is a job: use run_job()" if state.get("ExitCode") == 0 else ""
         raise ServiceStartError(
             f"container {cname} (image {image!r}) exited at once with status"
-            f" {state.get('ExitCode')}{' (' + state['Error'] + ')' if state.get('Error') else ''};"
+            f" {state.get('ExitCode')}{' (' + state['Error'] + ')' if state.get('Error') else ''}{hint};"
             f" its last log lines:\n{logs or '(no output)'}"
         )
 
@@ -319,7 +448,8 @@ class Network:
 
         For a service of another network this adds an endpoint; for one of this
         network that was disconnected, it heals the partition, and with no
-        ``aliases`` given its original aliases come back.
+        ``aliases`` given its original aliases come back. What the service reports
+        (addresses, published ports) is refreshed from the engine.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         names = normalize_aliases(aliases)
@@ -334,11 +464,19 @@ class Network:
                 ) from None
             if service.network is not self:
                 with self._lock:
-                    self._guests.append(service)
-            return self._ip_of(service.reload())
+                    self._guests.append((service, names))
+            attrs = service.reload()
+        if service.network is self:
+            service.ip = self._ip_of(attrs)
+            service.ip6 = address6_on(attrs, self.id)
+        return self._ip_of(attrs)
 
     def disconnect(self, service: Service) -> None:
-        """Detach ``service`` from this network: it can no longer reach it or be reached on it."""
+        """Detach ``service`` from this network: it can no longer reach it or be reached on it.
+
+        Docker republishes the ports of a container that leaves the network carrying them
+        on new host ports: what the service reports is refreshed from the engine.
+        """
         __tracebackhide__ = hide_frames_of_own_errors
         with engine_errors(f"disconnecting {service.name} from network {self.name}"):
             try:
@@ -347,15 +485,21 @@ class Network:
                 raise NetworkError(
                     f"disconnecting {service.name} from network {self.name} failed: {exc.explanation or exc}"
                 ) from None
+            service.reload()
         with self._lock:
-            if service in self._guests:
-                self._guests.remove(service)
+            self._guests = [(guest, names) for guest, names in self._guests if guest is not service]
 
     def forget(self, service: Service) -> None:
         """Stop accounting for ``service`` (already removed by :meth:`Service.remove`)."""
         with self._lock:
             if service in self.services:
                 self.services.remove(service)
+
+    def adopt(self, service: Service) -> None:
+        """Account for a container of this network that is not yet in :attr:`services` (a job)."""
+        with self._lock:
+            self.services.append(service)
+            self.started += 1
 
     def remove(self) -> list[CleanupFailure]:
         """Remove the services (in parallel), then the network; return what could not be.
@@ -368,7 +512,7 @@ class Network:
                 return []
             self._removed = True
             own = [(s.id, s.name) for s in self.services]
-            guests = list(self._guests)
+            guests = [guest for guest, _ in self._guests]
         failures = cleanup.remove_containers(self.client, own)
         for guest in guests:
             # A guest already gone is fine: remove_network forces out whatever is left.
@@ -387,26 +531,3 @@ class Network:
 
     def __repr__(self) -> str:
         return f"<Network {self.name} {self.subnet} id={self.id[:12]}>"
-
-
-LOOPBACK = "127.0.0.1"
-
-
-def on_loopback(binding: Any) -> Any:
-    """A ``ports`` value of docker-py's ``containers.run``, published on loopback only.
-
-    Every form docker-py takes is handled (None, a port, ``(ip, port)``, ``(ip,)``,
-    ``(port,)``, ``{"HostIp": ..., "HostPort": ...}`` and lists of them); a binding that
-    names a host address keeps it, so ``("0.0.0.0", 8080)`` still publishes on every interface.
-    """
-    if isinstance(binding, list):
-        return [on_loopback(item) for item in binding]
-    if isinstance(binding, tuple):
-        if len(binding) == 2:
-            return binding if binding[0] else (LOOPBACK, binding[1])
-        if len(binding) == 1 and isinstance(binding[0], str) and binding[0]:
-            return binding
-        return (LOOPBACK, binding[0] if binding else None)
-    if isinstance(binding, dict):
-        return binding if binding.get("HostIp") else {**binding, "HostIp": LOOPBACK}
-    return (LOOPBACK, binding)

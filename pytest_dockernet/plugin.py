@@ -60,9 +60,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         help=HELP["labels"],
     )
-    for key in ("prefix", "subnet_size", "keep", "lock_timeout", "sweep", "log_lines", "engine_timeout"):
+    group.addoption(option_name("pool6"), metavar="CIDR6", action="append", help=HELP["pool6"])
+    group.addoption(option_name("hermetic"), action="store_true", default=None, help=HELP["hermetic"])
+    for key in (
+        "prefix",
+        "subnet_size",
+        "keep",
+        "lock_timeout",
+        "sweep",
+        "log_lines",
+        "engine_timeout",
+        "hermetic",
+    ):
         parser.addini(ini_name(key), HELP[key])
-    for key in ("pool", "labels"):
+    for key in ("pool", "labels", "pool6"):
         parser.addini(ini_name(key), HELP[key], type="args")
 
 
@@ -85,6 +96,12 @@ def pytest_configure(config: pytest.Config) -> None:
         extra_labels=dict(settings.labels),
     )
     config.stash[state_key] = PluginState(settings, identity)
+    config.addinivalue_line(
+        "markers",
+        "dockernet(internal=False, hermetic=False, ipv6=False, options=None, labels=None): configure"
+        " the docker_network of this test (on a class or module: also the class- and module-scoped"
+        " networks of its declarative services)",
+    )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "dockernet-xdist")
 
@@ -180,8 +197,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     )
     if total.kept:
         write(
-            f"kept {len(total.kept)} networks with their containers (--dockernet-keep): "
-            + ", ".join(sorted(total.kept))
+            f"kept {plural(len(total.kept), 'network')} and {plural(total.kept_containers, 'container')}"
+            " (--dockernet-keep): " + ", ".join(sorted(total.kept))
         )
     if total.failures:
         write(f"left behind {len(total.failures)} resources that could not be removed:")
@@ -231,7 +248,7 @@ def _state(config: pytest.Config) -> PluginState:
     return config.stash[state_key]
 
 
-def _fail(exc: Exception) -> NoReturn:
+def _fail(exc: Exception | str) -> NoReturn:
     __tracebackhide__ = True
     pytest.fail(str(exc), pytrace=False)
 
@@ -275,6 +292,7 @@ def dockernet_manager(
             subnet_size=settings.subnet_size,
             lock_timeout=settings.lock_timeout,
             state_dir=state_dir,
+            pools6=settings.pools6,
         )
         started = not settings.keep and reaper.ensure_reaper(
             state.run_dir, identity.root, state_dir, lock_timeout=settings.lock_timeout
@@ -310,10 +328,47 @@ def _new_network(manager: NetworkManager, test: str | None, **kwargs: Any) -> Ne
         _fail(exc)
 
 
+MARKER_KEYWORDS: dict[str, type | tuple[type, ...]] = {
+    "internal": bool,
+    "hermetic": bool,
+    "ipv6": bool,
+    "options": dict,
+    "labels": (dict, list),
+}
+
+
+def _marked(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The network settings of ``@pytest.mark.dockernet`` nearest the requesting node, with defaults."""
+    __tracebackhide__ = True
+    found: dict[str, Any] = {"hermetic": _state(request.config).settings.hermetic}
+    marker = request.node.get_closest_marker("dockernet")
+    if marker is None:
+        return found
+    valid = ", ".join(MARKER_KEYWORDS)
+    if marker.args:
+        _fail(f"@pytest.mark.dockernet takes keywords only ({valid}), not {marker.args!r}")
+    for key, value in marker.kwargs.items():
+        if key not in MARKER_KEYWORDS:
+            _fail(f"@pytest.mark.dockernet does not take {key!r}; its keywords are {valid}")
+        if not isinstance(value, MARKER_KEYWORDS[key]):
+            _fail(f"@pytest.mark.dockernet({key}={value!r}): {key} must be a {_kind(MARKER_KEYWORDS[key])}")
+        found[key] = value
+    return found
+
+
+def _kind(expected: type | tuple[type, ...]) -> str:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return " or ".join(kind.__name__ for kind in kinds)
+
+
 @pytest.fixture
 def docker_network(dockernet_manager: NetworkManager, request: pytest.FixtureRequest) -> Iterator[Network]:
-    """A new network for this test, removed with everything on it when the test ends."""
-    network = _new_network(dockernet_manager, request.node.nodeid)
+    """A new network for this test, removed with everything on it when the test ends.
+
+    ``@pytest.mark.dockernet(internal=..., hermetic=..., ipv6=..., options=..., labels=...)``
+    configures it.
+    """
+    network = _new_network(dockernet_manager, request.node.nodeid, **_marked(request))
     yield network
     _report(dockernet_manager.release(network))
 
@@ -323,7 +378,7 @@ def docker_worker_network(
     dockernet_manager: NetworkManager, pytestconfig: pytest.Config
 ) -> Iterator[Network]:
     """One network for this xdist worker (or the whole run without xdist)."""
-    network = _new_network(dockernet_manager, None)
+    network = _new_network(dockernet_manager, None, hermetic=_state(pytestconfig).settings.hermetic)
     yield network
     _report(dockernet_manager.release(network))
 
@@ -334,7 +389,7 @@ def _scoped_network(scope: str) -> Any:
     def network_of_scope(
         dockernet_manager: NetworkManager, request: pytest.FixtureRequest
     ) -> Iterator[Network]:
-        network = _new_network(dockernet_manager, request.node.nodeid)
+        network = _new_network(dockernet_manager, request.node.nodeid, **_marked(request))
         yield network
         _report(dockernet_manager.release(network))
 
@@ -371,16 +426,30 @@ def docker_network_factory(
 ) -> Iterator[NetworkFactory]:
     """A callable that makes another new network each call; all are removed at test end.
 
-    Takes ``internal`` (no route outside), ``labels`` and ``options`` (driver options).
+    Takes ``internal`` (no route outside), ``hermetic`` (no DNS upstream; default: the
+    ``dockernet_hermetic`` setting), ``ipv6`` (dual-stack), ``labels`` and ``options``
+    (driver options).
     """
     made: list[Network] = []
+    default_hermetic = _state(request.config).settings.hermetic
 
     def make(
-        *, internal: bool = False, labels: Labels | None = None, options: dict[str, str] | None = None
+        *,
+        internal: bool = False,
+        hermetic: bool | None = None,
+        ipv6: bool = False,
+        labels: Labels | None = None,
+        options: dict[str, str] | None = None,
     ) -> Network:
         __tracebackhide__ = True
         network = _new_network(
-            dockernet_manager, request.node.nodeid, internal=internal, labels=labels, options=options
+            dockernet_manager,
+            request.node.nodeid,
+            internal=internal,
+            hermetic=default_hermetic if hermetic is None else hermetic,
+            ipv6=ipv6,
+            labels=labels,
+            options=options,
         )
         made.append(network)
         request.node.stash.setdefault(factory_networks_key, []).append(network)

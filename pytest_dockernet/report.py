@@ -13,6 +13,8 @@ from .network import Network
 def describe_network(network: Network) -> str:
     """One line for the network, then one per service: image, aliases, address, state."""
     lines = [f"network {network.name} ({network.id[:12]}) subnet {network.subnet} gateway {network.gateway}"]
+    if network.subnet6 is not None:
+        lines[0] += f" subnet6 {network.subnet6}"
     for service in network.services:
         try:
             state = service.reload().get("State", {})
@@ -22,11 +24,15 @@ def describe_network(network: Network) -> str:
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             status = f"unknown ({exc})"
         aliases = ",".join(service.aliases) or "-"
-        lines.append(
-            f"  {service.name}  image={service.image}  aliases={aliases}  ip={service.ip}  state={status}"
-        )
+        ip = service.ip if service.ip.packed != bytes(4) else "-"
+        lines.append(f"  {service.name}  image={service.image}  aliases={aliases}  ip={ip}  state={status}")
     if not network.services:
         lines.append("  (no services)")
+    for guest, aliases_here in network.guests:
+        lines.append(
+            f"  guest {guest.name} (of network {guest.network.name})  aliases here={','.join(aliases_here) or '-'}"
+            f"  ip here={guest.ip_on(network) or '-'}"
+        )
     return "\n".join(lines)
 
 

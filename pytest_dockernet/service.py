@@ -7,12 +7,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
 from docker.utils.socket import frames_iter
 
+from .addresses import address6_on, address_on
 from .cleanup import CleanupFailure, remove_container
 from .engine import engine_errors, engine_host
 from .errors import ServiceError, hide_frames_of_own_errors
@@ -50,6 +51,7 @@ class Service:
         container: Container,
         aliases: Sequence[str],
         ip: IPv4Address,
+        ip6: IPv6Address | None = None,
     ) -> None:
         self.network = network
         """The network that started this service."""
@@ -58,7 +60,9 @@ class Service:
         self.aliases = list(aliases)
         """The network-scoped DNS aliases this service answers to on :attr:`network`."""
         self.ip = ip
-        """Its IPv4 address on :attr:`network`."""
+        """Its IPv4 address on :attr:`network` (the last one it had there, once it left)."""
+        self.ip6 = ip6
+        """Its IPv6 address on :attr:`network`, when that network has IPv6 (else None)."""
 
     @property
     def name(self) -> str:
@@ -130,19 +134,7 @@ class Service:
 
     def _exec_with_stdin(self, exec_id: str, data: bytes) -> bytes:
         attached = self._api.exec_start(exec_id, socket=True)
-        sock: Any = getattr(attached, "_sock", attached)
-
-        # Write from a thread: a command that answers before reading all its input would
-        # otherwise fill its output pipe while we block on sending.
-        def feed() -> None:
-            try:
-                sock.sendall(data)
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # the command exited without reading everything
-
-        writer = threading.Thread(target=feed, daemon=True)
-        writer.start()
+        writer = feed_stdin(attached, data)
         try:
             return b"".join(chunk for _, chunk in frames_iter(attached, tty=False))  # type: ignore[no-untyped-call]
         finally:
@@ -157,6 +149,18 @@ class Service:
                 return int(info["ExitCode"])
             time.sleep(0.01)
         return int(info.get("ExitCode") or -1)
+
+    def ip_on(self, network: Network) -> IPv4Address | None:
+        """Its IPv4 address on ``network`` (any network it is attached to), or None.
+
+        Read from what the engine said at the last change of attachment (run, connect,
+        disconnect, partition, start...): current, without another engine call.
+        """
+        return address_on(self.container.attrs, network.id)
+
+    def ip6_on(self, network: Network) -> IPv6Address | None:
+        """Its IPv6 address on ``network``, or None (no IPv6 there, or not attached)."""
+        return address6_on(self.container.attrs, network.id)
 
     def host_port(self, container_port: int, protocol: str = "tcp") -> int:
         """The host port that ``container_port`` is published on (``ports={6379: None}``).
@@ -218,6 +222,7 @@ class Service:
             attrs = self.reload()
         # A container that starts again may get another address: keep .ip current.
         self.ip = address_on(attrs, self.network.id) or self.ip
+        self.ip6 = address6_on(attrs, self.network.id) or self.ip6
 
     def remove(self) -> CleanupFailure | None:
         """Remove the container now, before its network goes; return what failed, if anything."""
@@ -240,12 +245,24 @@ class Service:
         return f"<Service {self.name} aliases={self.aliases} ip={self.ip}>"
 
 
-def address_on(attrs: dict[str, Any], network_id: str) -> IPv4Address | None:
-    """A container's IPv4 address on network ``network_id``, from its inspect data."""
-    for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
-        if endpoint.get("NetworkID") == network_id and endpoint.get("IPAddress"):
-            return IPv4Address(endpoint["IPAddress"])
-    return None
+def feed_stdin(attached: Any, data: bytes) -> threading.Thread:
+    """Write ``data`` to an attached stream's stdin, then close it (EOF), from a thread.
+
+    From a thread: a command that answers before reading all its input would otherwise
+    fill its output pipe while we block on sending.
+    """
+    sock: Any = getattr(attached, "_sock", attached)
+
+    def feed() -> None:
+        try:
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the command exited without reading everything
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    return writer
 
 
 def logs_text(api: docker.APIClient, container_id: str, tail: int | None = None) -> str:

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any, TypeVar
 
 from .engine import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
 from .naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
-from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_SUBNET_SIZE, check_pools_fit, parse_pools
+from .subnets import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_POOLS,
+    DEFAULT_POOLS6,
+    DEFAULT_SUBNET_SIZE,
+    check_pools_fit,
+    parse_pools,
+    parse_pools6,
+)
 
 T = TypeVar("T")
 
@@ -29,6 +37,10 @@ HELP = {
     " gone; --dockernet-no-sweep turns it off (default: on)",
     "engine_timeout": "seconds each call to the Docker engine may take before the engine counts as"
     f" frozen (default: {DEFAULT_ENGINE_TIMEOUT:g})",
+    "pool6": "IPv6 CIDR to carve the /64 of each dual-stack network (ipv6=True) from; repeat or"
+    f" comma-separate for several (default: {', '.join(map(str, DEFAULT_POOLS6))})",
+    "hermetic": "make every network hermetic by default: names its DNS does not know fail at once"
+    " instead of being forwarded to the host's resolvers (default: off)",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
@@ -42,6 +54,8 @@ SETTING_KEYS = (
     "log_lines",
     "engine_timeout",
     "labels",
+    "pool6",
+    "hermetic",
 )
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -64,6 +78,8 @@ class Settings:
     log_lines: int = 20
     engine_timeout: float = DEFAULT_ENGINE_TIMEOUT
     labels: tuple[tuple[str, str], ...] = ()
+    pools6: tuple[IPv6Network, ...] = DEFAULT_POOLS6
+    hermetic: bool = False
 
 
 def option_name(key: str) -> str:
@@ -174,7 +190,13 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         size = _convert(values["subnet_size"], sources["subnet_size"], int, "a prefix length such as 26")
         settings = replace(settings, subnet_size=size)
     flags: dict[str, Any] = {}
-    for flag in ("keep", "sweep"):
+    if "pool6" in values:
+        try:
+            pools6 = parse_pools6(_to_pool_list(values["pool6"]))
+        except ValueError as exc:
+            raise SettingsError(f"{sources['pool6']}: {exc}") from None
+        settings = replace(settings, pools6=pools6)
+    for flag in ("keep", "sweep", "hermetic"):
         if flag in values:
             flags[flag] = _convert(
                 values[flag], sources[flag], _to_bool, "one of 1/0, true/false, yes/no, on/off"

@@ -16,7 +16,7 @@ import logging
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,6 +29,9 @@ from .errors import LockTimeoutError, PoolExhaustedError, hide_frames_of_own_err
 log = logging.getLogger("pytest_dockernet")
 
 DEFAULT_POOLS = (IPv4Network("10.199.0.0/16"),)
+# A unique-local (fd00::/8) /48: 65536 /64 networks, the size IPv6 hosts expect.
+DEFAULT_POOLS6 = (IPv6Network("fd00:d0c:4e7::/48"),)
+SUBNET6_SIZE = 64
 DEFAULT_SUBNET_SIZE = 26
 MIN_SUBNET_SIZE = 8
 MAX_SUBNET_SIZE = 29
@@ -52,6 +55,42 @@ def parse_pool(text: str) -> IPv4Network:
         return IPv4Network(text.strip())
     except ValueError as exc:
         raise ValueError(f"{text!r} is not an IPv4 CIDR such as 10.199.0.0/16 ({exc})") from None
+
+
+RESERVED_RANGES6 = (
+    (IPv6Network("::/8"), "the unspecified, loopback and IPv4-mapped range (::/8)"),
+    (IPv6Network("fe80::/10"), "link-local (fe80::/10)"),
+    (IPv6Network("ff00::/8"), "multicast (ff00::/8)"),
+)
+
+
+def parse_pools6(values: Iterable[str]) -> tuple[IPv6Network, ...]:
+    """Parse IPv6 pools given as several values, each possibly comma-separated."""
+    values = list(values)
+    pools = []
+    for part in (part.strip() for value in values for part in value.split(",")):
+        if not part:
+            continue
+        try:
+            pool = IPv6Network(part)
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not an IPv6 CIDR such as fd00:d0c:4e7::/48 ({exc})") from None
+        if pool.prefixlen > SUBNET6_SIZE:
+            raise ValueError(f"pool {pool} cannot hold one /{SUBNET6_SIZE} network")
+        for reserved, what in RESERVED_RANGES6:
+            if pool.overlaps(reserved):
+                raise ValueError(f"pool {pool} overlaps {what}, which no Docker network can use")
+        pools.append(pool)
+    if not pools:
+        raise ValueError(
+            f"{', '.join(map(repr, values)) or 'nothing'} holds no pool; give at least one IPv6 CIDR"
+            " such as fd00:d0c:4e7::/48"
+        )
+    for i, pool in enumerate(pools):
+        for other in pools[i + 1 :]:
+            if pool.overlaps(other):
+                raise ValueError(f"pools {pool} and {other} overlap")
+    return tuple(pools)
 
 
 def unusable_reason(pool: IPv4Network) -> str | None:
@@ -150,21 +189,24 @@ def main_table_routes(path: str = "/proc/net/route") -> list[IPv4Network]:
 
 def engine_subnets(client: docker.DockerClient) -> list[IPv4Network]:
     """The IPv4 subnets of every network the engine has, whoever made it."""
+    return [subnet for subnet in _all_engine_subnets(client) if isinstance(subnet, IPv4Network)]
+
+
+def _all_engine_subnets(client: docker.DockerClient) -> list[IPv4Network | IPv6Network]:
     subnets = []
     for network in client.api.networks():
         for config in (network.get("IPAM") or {}).get("Config") or []:
             try:
-                subnet = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+                subnets.append(ipaddress.ip_network(config.get("Subnet", ""), strict=False))
             except ValueError:
                 continue
-            if isinstance(subnet, IPv4Network):
-                subnets.append(subnet)
     return subnets
 
 
-def free_subnets(
-    pools: Sequence[IPv4Network], subnet_size: int, taken: Iterable[IPv4Network]
-) -> Iterator[IPv4Network]:
+N = TypeVar("N", IPv4Network, IPv6Network)
+
+
+def free_subnets(pools: Sequence[N], subnet_size: int, taken: Iterable[N]) -> Iterator[N]:
     """Yield the ``/subnet_size`` subnets of ``pools`` that overlap nothing in ``taken``."""
     spans = sorted((int(n.network_address), int(n.broadcast_address)) for n in taken)
     starts = [start for start, _ in spans]
@@ -202,12 +244,14 @@ class SubnetAllocator:
         subnet_size: int = DEFAULT_SUBNET_SIZE,
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         routes: Callable[[], list[IPv4Network]] = host_routes,
+        pools6: Sequence[IPv6Network] = DEFAULT_POOLS6,
     ) -> None:
         problem = check_pools_fit(pools, subnet_size)
         if problem:
             raise ValueError(problem)
         self.client = client
         self.pools = tuple(pools)
+        self.pools6 = tuple(pools6)
         self.subnet_size = subnet_size
         self.lock_timeout = lock_timeout
         self._lock = filelock.FileLock(str(lock_file), timeout=lock_timeout)
@@ -226,6 +270,23 @@ class SubnetAllocator:
     def allocate(self, create: Callable[[IPv4Network], T]) -> tuple[T, IPv4Network]:
         """Choose a free subnet and call ``create`` with it, under the lock."""
         __tracebackhide__ = hide_frames_of_own_errors
+        result, subnet, _ = self._allocate(lambda subnet, _: create(subnet), ipv6=False)
+        return result, subnet
+
+    def allocate_dual(
+        self, create: Callable[[IPv4Network, IPv6Network], T]
+    ) -> tuple[T, IPv4Network, IPv6Network]:
+        """Choose a free IPv4 subnet and a free IPv6 /64 (from ``pools6``), and call
+        ``create`` with both, under the same lock and with the same rules."""
+        __tracebackhide__ = hide_frames_of_own_errors
+        result, subnet, subnet6 = self._allocate(create, ipv6=True)  # type: ignore[arg-type]
+        assert subnet6 is not None
+        return result, subnet, subnet6
+
+    def _allocate(
+        self, create: Callable[[IPv4Network, IPv6Network | None], T], *, ipv6: bool
+    ) -> tuple[T, IPv4Network, IPv6Network | None]:
+        __tracebackhide__ = hide_frames_of_own_errors
         try:
             self._lock.acquire()
         except filelock.Timeout:
@@ -234,14 +295,24 @@ class SubnetAllocator:
                 f" {self.lock_timeout:g} s: another process holds it"
             ) from None
         try:
-            taken = engine_subnets(self.client) + self._routes()
+            on_engine = _all_engine_subnets(self.client)
+            taken = [n for n in on_engine if isinstance(n, IPv4Network)] + self._routes()
+            taken6 = [n for n in on_engine if isinstance(n, IPv6Network)]
+            free6 = free_subnets(self.pools6, SUBNET6_SIZE, taken6) if ipv6 else None
             for subnet in free_subnets(self.pools, self.subnet_size, taken):
+                subnet6 = next(free6, None) if free6 is not None else None
+                if free6 is not None and subnet6 is None:
+                    raise PoolExhaustedError(
+                        f"IPv6 subnet pool {', '.join(map(str, self.pools6))} is exhausted: every"
+                        f" /{SUBNET6_SIZE} of it overlaps a network in use (remove leftover networks,"
+                        " or widen --dockernet-pool6)"
+                    )
                 try:
-                    return create(subnet), subnet
+                    return create(subnet, subnet6), subnet, subnet6
                 except docker.errors.APIError as exc:
                     if not is_overlap_refusal(exc):
                         raise
-                    log.info("engine refused subnet %s as overlapping; trying the next", subnet)
+                    log.info("engine refused subnet %s / %s as overlapping; trying the next", subnet, subnet6)
             raise PoolExhaustedError(self._exhausted_message(taken))
         finally:
             self._lock.release()

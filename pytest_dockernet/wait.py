@@ -6,17 +6,26 @@ container that exits while being waited for fails at once with its exit code and
 The log, port, http and healthcheck waits need no ``exec`` (it fails on some CI engines);
 only :func:`command` runs one.
 
-Where the port and http probes connect from: the test process. To the published host
-port when the container port is published (``ports={6379: None}``), which works with a
-local engine, Docker Desktop and a remote ``DOCKER_HOST``; otherwise straight to the
-container's address on its network, which the host reaches with a local engine on
-Linux. With Docker Desktop or a remote engine, publish the port you wait on.
+Where the port and http probes connect from: the test process.
+
+- ``port`` must not be fooled by Docker's port publishing: the proxy behind a published
+  host port accepts connections even while nothing listens in the container. So with a
+  local engine on Linux it connects straight to the container's address, where only a
+  real listener accepts. Where that address cannot be reached from here (Docker Desktop,
+  a remote ``DOCKER_HOST``, tests running in a container of their own), it connects to the
+  published port and counts it as listening only when the connection is held open or
+  the server speaks: the proxy closes a connection at once when nothing listens behind it.
+- ``http`` needs an HTTP answer, which no proxy gives on its own: it uses the published
+  port when there is one, else the container's address.
+
+With Docker Desktop or a remote engine, publish the port you wait on.
 """
 
 from __future__ import annotations
 
 import re
 import socket
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import docker.errors
 
+from .engine import is_local
 from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
 
 if TYPE_CHECKING:
@@ -34,6 +44,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_INTERVAL = 0.02
 DEFAULT_MAX_INTERVAL = 0.1
 LOG_LINES = 20
+# How long a connection through a published port must stay open, silent, to show a real
+# listener: Docker's proxy closes one within milliseconds when nothing listens behind it.
+PROXY_GRACE_SECONDS = 0.3
 
 
 class ServiceNotReadyError(DockernetError):
@@ -88,16 +101,54 @@ def _probe_address(service: Service, port: int) -> tuple[str, int]:
 def port(
     container_port: int, *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
 ) -> Strategy:
-    """Ready when TCP ``container_port`` accepts a connection (see the module's note)."""
+    """Ready when a process in the container listens on TCP ``container_port``.
 
-    def accepts(service: Service) -> bool:
+    Published or not; a published port's proxy alone does not count (see the module's note).
+    """
+    direct = {"reachable": direct_probe_possible()}
+
+    def listens(service: Service) -> bool:
+        if direct["reachable"]:
+            verdict = connects(str(service.ip), container_port)
+            if verdict is not None:
+                return verdict
+            direct["reachable"] = False  # no route to the container from here: use the proxy
         try:
-            with socket.create_connection(_probe_address(service, container_port), timeout=1):
-                return True
-        except OSError:
+            host, host_port = service.address(container_port)
+        except LookupError:
             return False
+        return held_open(host, host_port)
 
-    return _strategy(f"TCP port {container_port} to accept connections", accepts, timeout, interval)
+    return _strategy(f"a process to listen on TCP port {container_port}", listens, timeout, interval)
+
+
+def direct_probe_possible() -> bool:
+    """Whether container addresses may be reachable from here: a local engine on Linux."""
+    return is_local() and sys.platform.startswith("linux")
+
+
+def connects(host: str, port: int) -> bool | None:
+    """True when ``host:port`` accepts, False when it refuses, None when it cannot be reached."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return None
+
+
+def held_open(host: str, port: int) -> bool:
+    """Whether a connection to a published port reaches a real listener behind the proxy."""
+    try:
+        with socket.create_connection((host, port), timeout=1) as connection:
+            connection.settimeout(PROXY_GRACE_SECONDS)
+            try:
+                return bool(connection.recv(1))  # the server spoke first; b"": closed on us
+            except TimeoutError:
+                return True  # held open, silent: a listener waiting for the client to speak
+    except OSError:
+        return False
 
 
 def http(

@@ -140,13 +140,20 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
     suite.makepyfile(
         """
         from conftest import IMAGE
+        from pytest_dockernet import service_fixture
+
+        declared = service_fixture(IMAGE, ["sleep", "300"], alias="declared", scope="module")
 
         def test_one(docker_network):
             docker_network.run(IMAGE, ["sleep", "300"], alias="kept")
+            assert docker_network.run_job(IMAGE, ["echo", "job"]).output == "job\\n"
+
+        def test_declared(declared):
+            pass
         """
     )
     result = suite.runpytest_subprocess("--dockernet-keep")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     run = run_id(result)
     time.sleep(1.5)  # a reaper, had one been started, would have removed them by now
     listed = subprocess.run(
@@ -158,12 +165,17 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
     )
     assert run not in dry.stdout, "a plain prune leaves kept runs alone"
     result.stdout.fnmatch_lines(
-        ["kept 1 networks with their containers (--dockernet-keep): dockernet-*", "remove them with:"]
+        [
+            "run *: created 2 networks and 3 containers; removed 0 networks and 0 containers",
+            "kept 2 networks and 3 containers (--dockernet-keep): dockernet-*",
+            "remove them with:",
+        ]
     )
     containers, networks = find_labelled(docker_client, run)
-    assert len(containers) == 1
-    assert len(networks) == 1
-    assert networks[0]["Labels"][LABEL_KEEP] == "1"
+    assert len(containers) == 3, "the service, the job and the declarative service: all kept"
+    assert len(networks) == 2
+    assert all(item["Labels"][LABEL_KEEP] == "1" for item in containers + networks)
+    assert listed.stdout.splitlines()[1].split()[5:] == ["2", "3"]
     command = result.stdout.lines[result.stdout.lines.index("remove them with:") + 1].strip()
     assert command == f"pytest-dockernet prune --run {run}"
     subprocess.run(command, shell=True, check=True, capture_output=True, env=with_venv_path())
@@ -478,3 +490,82 @@ def test_a_state_directory_others_may_write_to_fails_at_once(suite, tmp_path, mo
     assert "Traceback" not in result.stdout.str()
     assert time.monotonic() - started < 30, "refused at once, not after a lock time-out"
     assert list(loose.iterdir()) == [], "nothing was written into it"
+
+
+def test_the_dockernet_marker_configures_networks_of_every_scope(suite, docker_client):
+    suite.makepyfile(
+        """
+        import pytest
+        from conftest import IMAGE
+        from pytest_dockernet import service_fixture
+
+        pytestmark = pytest.mark.dockernet(labels={"scope": "module"})
+
+        cache = service_fixture(IMAGE, ["sleep", "300"], alias="cache", scope="class")
+
+        @pytest.mark.dockernet(internal=True, hermetic=True, ipv6=True, options={"com.docker.network.driver.mtu": "1400"}, labels=["flagged"])
+        def test_marked(docker_network, docker_client):
+            info = docker_client.api.inspect_network(docker_network.id)
+            assert info["Internal"] and info["EnableIPv6"]
+            assert docker_network.hermetic and docker_network.subnet6 is not None
+            assert info["Options"]["com.docker.network.driver.mtu"] == "1400"
+            assert info["Labels"]["flagged"] == ""
+
+        def test_module_marker(docker_network, docker_client):
+            assert docker_client.api.inspect_network(docker_network.id)["Labels"]["scope"] == "module"
+            assert not docker_network.internal
+
+        @pytest.mark.dockernet(internal=True)
+        class TestClassNetworks:
+            def test_class_network(self, cache, docker_client):
+                assert docker_client.api.inspect_network(cache.network.id)["Internal"]
+        """
+    )
+    result = suite.runpytest_subprocess("-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=3)
+
+
+def test_a_bad_marker_keyword_is_one_clear_error(suite):
+    suite.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.dockernet(interal=True)
+        def test_typo(docker_network):
+            pass
+
+        @pytest.mark.dockernet(ipv6="yes")
+        def test_wrong_type(docker_network):
+            pass
+        """
+    )
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.dockernet does not take 'interal'; its keywords are internal, hermetic, ipv6, options, labels",
+            "*@pytest.mark.dockernet(ipv6='yes'): ipv6 must be a bool",
+        ]
+    )
+    assert "Traceback" not in result.stdout.str()
+    markers = suite.runpytest_subprocess("--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.dockernet(internal=False, hermetic=False, ipv6=False, *"])
+
+
+def test_a_failed_tests_report_lists_guests_of_its_networks(suite):
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+
+        def test_fails(docker_network, docker_network_factory):
+            other = docker_network_factory()
+            visitor = other.run(IMAGE, ["sleep", "300"], alias="visitor")
+            docker_network.connect(visitor, aliases=["guest-alias"])
+            assert False
+        """
+    )
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["  guest dockernet-*-visitor (of network dockernet-*)  aliases here=guest-alias  ip here=10.*"]
+    )

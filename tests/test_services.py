@@ -68,7 +68,7 @@ def test_healthcheck_wait(net, image):
     ("strategy", "described"),
     [
         (wait.log("never printed", timeout=1), "a log line matching 'never printed'"),
-        (wait.port(9999, timeout=1), "TCP port 9999 to accept connections"),
+        (wait.port(9999, timeout=1), "a process to listen on TCP port 9999"),
         (wait.http(9999, timeout=1), "GET / on port 9999 to answer [200]"),
         (wait.command(["false"], timeout=1), "['false'] to succeed"),
     ],
@@ -88,7 +88,8 @@ def test_a_timeout_names_service_condition_time_and_logs(net, image, strategy, d
 def test_a_container_exiting_during_a_wait_fails_at_once(net, image):
     started = time.monotonic()
     with pytest.raises(
-        ServiceStartError, match=r"exited with status 3 while waiting for TCP port 80.*\n.*bad config"
+        ServiceStartError,
+        match=r"exited with status 3 while waiting for a process to listen on TCP port 80.*\n.*bad config",
     ):
         net.run(image, ["sh", "-c", "sleep 0.5; echo bad config; exit 3"], wait=wait.port(80, timeout=60))
     assert time.monotonic() - started < 10
