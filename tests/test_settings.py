@@ -59,6 +59,17 @@ def test_several_pools_repeated_or_comma_separated():
         ({"pool": ["10.0.0.0/16,127.1.0.0/16"]}, {}, {}, "pool 127.1.0.0/16 overlaps loopback"),
         ({"labels": ["novalue"]}, {}, {}, "--dockernet-label: ['novalue'] is not valid"),
         ({"labels": ["pytest-dockernet.run=x"]}, {}, {}, "are the plugin's own"),
+        ({"pool6": ["fd00::/80"]}, {}, {}, "--dockernet-pool6: pool fd00::/80 cannot hold one /64 network"),
+        ({"pool6": ["fe80::/16"]}, {}, {}, "overlaps link-local (fe80::/10)"),
+        ({"pool6": ["ff00::/8"]}, {}, {}, "overlaps multicast (ff00::/8)"),
+        ({"pool6": ["10.0.0.0/8"]}, {}, {}, "'10.0.0.0/8' is not an IPv6 CIDR"),
+        ({"pool6": [","]}, {}, {}, "holds no pool; give at least one IPv6 CIDR"),
+        (
+            {},
+            {"PYTEST_DOCKERNET_HERMETIC": "perhaps"},
+            {},
+            "PYTEST_DOCKERNET_HERMETIC: 'perhaps' is not valid",
+        ),
     ],
 )
 def test_bad_values_name_their_source(cli, env, ini, message):
@@ -78,3 +89,11 @@ def test_labels_from_every_source():
 def test_engine_timeout():
     assert resolve(NONE, {"PYTEST_DOCKERNET_ENGINE_TIMEOUT": "2.5"}, NONE).engine_timeout == 2.5
     assert Settings().engine_timeout == 60
+
+
+def test_ipv6_pools_and_hermetic():
+    settings = resolve({"pool6": ["fd01::/56,fd02::/56"], "hermetic": True}, {}, NONE)
+    assert [str(p) for p in settings.pools6] == ["fd01::/56", "fd02::/56"]
+    assert settings.hermetic
+    assert [str(p) for p in Settings().pools6] == ["fd00:d0c:4e7::/48"]
+    assert resolve(NONE, {}, {"hermetic": "true"}).hermetic
