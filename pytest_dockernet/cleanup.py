@@ -37,9 +37,12 @@ class CleanupFailure:
     id: str
     name: str
     message: str
+    test: str = ""
+    """The test whose network it was, when known."""
 
     def __str__(self) -> str:
-        return f"could not remove {self.kind} {self.name} ({self.id[:12]}): {self.message}"
+        text = f"could not remove {self.kind} {self.name} ({self.id[:12]}): {self.message}"
+        return f"{text} (a network of test {self.test})" if self.test else text
 
 
 def _reason(exc: Exception) -> str:

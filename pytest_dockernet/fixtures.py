@@ -1,16 +1,27 @@
-"""Services declared once as fixtures: ``redis = service_fixture("redis:7", alias="cache")``."""
+"""Services declared once as fixtures: ``redis = service_fixture("redis:7", alias="cache")``.
+
+pytest sets fixtures up one at a time, so a test's function-scoped services would start
+one after another. Instead, the test's ``docker_network`` fixture finds the service
+fixtures the test requests (:func:`start_group`) and starts them together, level by
+level in ``depends_on`` order; each service fixture then picks its started service up
+(or the error that names it).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 import types
+import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from .cleanup import warn_failures
+from .errors import ServiceStartError
+from .network import MAX_PARALLEL_STARTS, Network
 from .service import Command, Service
 from .wait import WaitArgument
 
@@ -22,6 +33,21 @@ NETWORK_FIXTURES = {
     "package": "dockernet_package_network",
     "session": "docker_worker_network",
 }
+SPEC_ATTRIBUTE = "__dockernet_service__"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What :func:`service_fixture` was told: how to start the service, and what it needs."""
+
+    run: dict[str, Any]
+    scope: str
+    depends_on: tuple[Any, ...]
+    build: str | os.PathLike[str] | None
+
+
+# Services a network fixture started for its test, by fixture name, until picked up.
+_started: weakref.WeakKeyDictionary[Network, dict[str, Service | BaseException]] = weakref.WeakKeyDictionary()
 
 
 def service_fixture(
@@ -40,33 +66,129 @@ def service_fixture(
     The service starts on a network of the same ``scope`` (a module-scoped service on a
     module-scoped network) once the services in ``depends_on`` (fixtures made by this
     function, or their names) have started; those are attached to its network too, with
-    their aliases, so it reaches them by name. Teardown runs in reverse. ``wait`` and
+    their aliases, so it reaches them by name. The function-scoped services a test
+    requests start together. The service goes with its network. ``wait`` and
     ``run_kwargs`` go to :meth:`Network.run`. With ``build`` (a Dockerfile directory),
     ``image`` is built from it first, once per run. The fixture's value is the :class:`Service`.
     """
     if scope not in NETWORK_FIXTURES:
         raise ValueError(f"service_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
-    spec = {"image": image, "command": command, "alias": alias, "wait": wait, **run_kwargs}
+    spec = ServiceSpec(
+        {"image": image, "command": command, "alias": alias, "wait": wait, **run_kwargs},
+        scope,
+        tuple(depends_on),
+        build,
+    )
 
     def start_service(request: pytest.FixtureRequest) -> Iterator[Service]:
         __tracebackhide__ = True
-        if build is not None:
-            request.getfixturevalue("docker_build")(build, image)
-        network = request.getfixturevalue(NETWORK_FIXTURES[scope])
-        for dependency in depends_on:
-            needed: Service = request.getfixturevalue(fixture_name(dependency))
-            if needed.network is not network:
-                network.connect(needed, aliases=needed.aliases)
-        service: Service = network.run(**spec)
-        yield service
-        if network.identity.keep:
-            return  # kept with its network, and counted there
-        failure = service.remove()
-        if failure:
-            warn_failures([failure])
+        network: Network = request.getfixturevalue(NETWORK_FIXTURES[scope])
+        started = _started.get(network, {}).pop(request.fixturename or "", None)
+        if isinstance(started, BaseException):
+            raise started
+        if started is None:
+            _prepare(request, spec, network)
+            started = network.run(**spec.run)
+        # The service goes with its network (removed, or kept with --dockernet-keep), which
+        # removes all of its containers at once, off the test's critical path.
+        yield started
 
-    start_service.__dockernet_service__ = True  # type: ignore[attr-defined]
+    setattr(start_service, SPEC_ATTRIBUTE, spec)
     return pytest.fixture(scope=scope)(start_service)  # type: ignore[call-overload]
+
+
+def _prepare(request: pytest.FixtureRequest, spec: ServiceSpec, network: Network) -> None:
+    """Build the image if asked, and attach the services it depends on to ``network``."""
+    if spec.build is not None:
+        request.getfixturevalue("docker_build")(spec.build, spec.run["image"])
+    for dependency in spec.depends_on:
+        needed: Service = request.getfixturevalue(fixture_name(dependency))
+        if needed.network is not network:
+            network.connect(needed, aliases=needed.aliases)
+
+
+def start_group(request: pytest.FixtureRequest, network: Network) -> None:
+    """Start the function-scoped service fixtures a test requests, together, on ``network``.
+
+    Each level of ``depends_on`` starts concurrently once the level before it has. What
+    failed is picked up, and raised, by its own fixture; what started is removed with the
+    network. Groups that cannot be started safely this way are left to the fixtures.
+    """
+    specs = _function_services(request)
+    if len(specs) < 2:
+        return
+    needs = {name: {fixture_name(d) for d in spec.depends_on} for name, spec in specs.items()}
+    for name, spec in specs.items():
+        outside = needs[name] - specs.keys()
+        if any(_is_function_service(request, other) for other in outside):
+            return  # a dependency the test did not request: its own fixture starts it, later
+        _prepare(request, ServiceSpec(spec.run, spec.scope, tuple(outside), spec.build), network)
+        needs[name] &= specs.keys()
+    results: dict[str, Service | BaseException] = {}
+    _started[network] = results
+    while needs:
+        level = [name for name, wanted in needs.items() if wanted <= results.keys()]
+        if not level:
+            break  # a cycle: pytest names it when the fixtures ask for each other
+        for name in level:
+            del needs[name]
+        _start_level(network, {name: specs[name] for name in level}, results)
+
+
+def _start_level(
+    network: Network, level: dict[str, ServiceSpec], results: dict[str, Service | BaseException]
+) -> None:
+    runnable = {}
+    for name, spec in level.items():
+        failed = [
+            fixture_name(d)
+            for d in spec.depends_on
+            if isinstance(results.get(fixture_name(d)), BaseException)
+        ]
+        if failed:
+            results[name] = ServiceStartError(
+                f"service fixture {name!r} was not started: {failed[0]!r}, which it depends on, failed to start"
+            )
+        else:
+            runnable[name] = spec
+    if not runnable:
+        return
+    with ThreadPoolExecutor(
+        min(len(runnable), MAX_PARALLEL_STARTS), thread_name_prefix="dockernet-group"
+    ) as pool:
+        futures = {name: pool.submit(network.run, **spec.run) for name, spec in runnable.items()}
+    for name, future in futures.items():
+        error = future.exception()
+        results[name] = error if error is not None else future.result()
+
+
+def _function_services(request: pytest.FixtureRequest) -> dict[str, ServiceSpec]:
+    """The function-scoped service fixtures among those the test requests, by name."""
+    found = {}
+    for name in request.fixturenames:
+        spec = _spec_of(request, name)
+        if spec is not None and spec.scope == "function":
+            found[name] = spec
+    return found
+
+
+def _is_function_service(request: pytest.FixtureRequest, name: str) -> bool:
+    spec = _spec_of(request, name)
+    return spec is not None and spec.scope == "function"
+
+
+def _spec_of(request: pytest.FixtureRequest, name: str) -> ServiceSpec | None:
+    # pytest has no public way from a fixture name to its function; the fixture info of
+    # the test item (stable since pytest 3) has it. Without it, nothing is grouped.
+    try:
+        definitions = request.node._fixtureinfo.name2fixturedefs.get(name) or ()
+    except AttributeError:
+        return None
+    for definition in reversed(definitions):
+        spec = getattr(getattr(definition, "func", None), SPEC_ATTRIBUTE, None)
+        if isinstance(spec, ServiceSpec):
+            return spec
+    return None
 
 
 def fixture_name(dependency: Any) -> str:

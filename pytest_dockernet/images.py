@@ -20,7 +20,8 @@ import filelock
 from docker.utils import parse_repository_tag
 
 from .engine import engine_key
-from .errors import ImageUnavailableError, LockTimeoutError, hide_frames_of_own_errors
+from .errors import ImageUnavailableError, hide_frames_of_own_errors
+from .locks import acquire
 from .statedir import default_state_dir, ensure_private_dir, lock_path
 
 log = logging.getLogger("pytest_dockernet")
@@ -46,12 +47,7 @@ def _image_lock(client: docker.DockerClient, state_dir: Path | None) -> filelock
 
 
 def _locked(lock: filelock.FileLock) -> filelock.FileLock:
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LockTimeoutError(
-            f"could not acquire the image lock {lock.lock_file} within {IMAGE_LOCK_TIMEOUT:g} s"
-        ) from None
+    acquire(lock, IMAGE_LOCK_TIMEOUT, "the image lock", "another process preparing an image")
     return lock
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
@@ -12,11 +14,15 @@ import docker
 
 from .cleanup import CleanupFailure
 from .engine import engine_key
-from .errors import RunEndedError, hide_frames_of_own_errors
+from .errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
 from .naming import Labels, RunIdentity
 from .network import Network
 from .statedir import default_state_dir, ensure_private_dir, lock_path
 from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_POOLS6, DEFAULT_SUBNET_SIZE, SubnetAllocator
+
+# Background removals at once: the engine serializes network removals anyway, while two
+# threads let one test's containers go while another's network does.
+TEARDOWN_THREADS = 2
 
 
 @dataclass
@@ -59,7 +65,8 @@ class NetworkManager:
             net.run("busybox", ["sleep", "60"], alias="one")
 
     :meth:`release` removes a network (or keeps it when ``identity.keep`` is set);
-    :meth:`close` releases whatever is still alive.
+    :meth:`release_later` does it on a background thread; :meth:`close` waits for those
+    and releases whatever is still alive.
     """
 
     def __init__(
@@ -78,6 +85,8 @@ class NetworkManager:
         self.tally = Tally()
         self._alive: list[Network] = []
         self._lock = threading.Lock()
+        self._teardown: ThreadPoolExecutor | None = None
+        self._pending: list[Future[list[CleanupFailure]]] = []
 
     @classmethod
     def for_client(
@@ -120,35 +129,91 @@ class NetworkManager:
                 f"run {self.identity.run} is over (its root process {root.pid} is gone):"
                 " this orphaned process creates no more networks"
             )
-        network = Network.create(
-            self.client,
-            self.allocator,
-            self.identity,
-            test=test,
-            internal=internal,
-            hermetic=hermetic,
-            ipv6=ipv6,
-            labels=labels,
-            options=options,
-        )
+
+        def create() -> Network:
+            return Network.create(
+                self.client,
+                self.allocator,
+                self.identity,
+                test=test,
+                internal=internal,
+                hermetic=hermetic,
+                ipv6=ipv6,
+                labels=labels,
+                options=options,
+            )
+
+        try:
+            network = create()
+        except PoolExhaustedError:
+            # Networks still being removed in the background hold subnets: wait for them.
+            with self._lock:
+                pending = [future for future in self._pending if not future.done()]
+            if not pending:
+                raise
+            wait_for(pending)
+            network = create()
         with self._lock:
             self._alive.append(network)
             self.tally.networks_created += 1
         return network
 
     def release(self, network: Network) -> list[CleanupFailure]:
-        """Remove ``network`` and its services, or keep them with ``--dockernet-keep``."""
+        """Remove ``network`` and its services now, or keep them with ``--dockernet-keep``."""
+        if not self._claim(network):
+            return []
+        return self._remove(network)
+
+    def release_later(self, network: Network) -> None:
+        """Remove ``network`` and its services on a background thread, and return at once.
+
+        The next test starts while the engine removes this one's containers and network.
+        :meth:`collect` gathers what could not be removed so far; :meth:`drain` waits for
+        every pending removal. A process that dies meanwhile leaves the rest to the reaper.
+        """
+        if not self._claim(network):
+            return
+        with self._lock:
+            if self._teardown is None:
+                self._teardown = ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="dockernet-teardown")
+            self._pending.append(self._teardown.submit(self._remove, network))
+
+    @property
+    def pending(self) -> int:
+        """How many background removals have not finished yet."""
+        with self._lock:
+            return sum(1 for future in self._pending if not future.done())
+
+    def collect(self) -> list[CleanupFailure]:
+        """What finished background removals could not remove (each failure once)."""
+        with self._lock:
+            done = [future for future in self._pending if future.done()]
+            self._pending = [future for future in self._pending if not future.done()]
+        return [failure for future in done for failure in future.result()]
+
+    def drain(self) -> list[CleanupFailure]:
+        """Wait for every background removal; return what could not be removed."""
+        with self._lock:
+            pending = list(self._pending)
+        wait_for(pending)
+        return self.collect()
+
+    def _claim(self, network: Network) -> bool:
+        """Take ``network`` off the alive list; False when it was not on it (released already)."""
         with self._lock:
             if network not in self._alive:
-                return []
+                return False
             self._alive.remove(network)
             self.tally.containers_created += network.started
-        if self.identity.keep:
-            with self._lock:
-                self.tally.kept.append(network.name)
-                self.tally.kept_containers += len(network.services)
-            return []
-        failures = network.remove()
+            if not self.identity.keep:
+                return True
+            self.tally.kept.append(network.name)
+            self.tally.kept_containers += len(network.services)
+        return False
+
+    def _remove(self, network: Network) -> list[CleanupFailure]:
+        failures = [replace(failure, test=network.test or "") for failure in network.remove()]
+        self.allocator.forget(network.subnet, network.subnet6)
         failed_containers = sum(1 for f in failures if f.kind == "container")
         with self._lock:
             self.tally.containers_removed += network.started - failed_containers
@@ -157,11 +222,16 @@ class NetworkManager:
         return failures
 
     def close(self) -> list[CleanupFailure]:
-        """Release every network still alive, newest first."""
-        failures: list[CleanupFailure] = []
+        """Wait for background removals, then release every network still alive, newest first."""
+        failures = self.drain()
         while True:
             with self._lock:
                 if not self._alive:
-                    return failures
+                    break
                 network = self._alive[-1]
             failures.extend(self.release(network))
+        with self._lock:
+            teardown, self._teardown = self._teardown, None
+        if teardown is not None:
+            teardown.shutdown(wait=True)
+        return failures

@@ -187,10 +187,13 @@ class Network:
         or a list that must all hold) returns only once the service is ready.
 
         A container that **has exited** when ``run`` checks it — right after the start,
-        after ``min_uptime``, and at every poll of ``wait`` — raises
-        :class:`ServiceStartError` with its exit status and last log lines, and is removed
-        at once; one that is still running is returned. That holds for every exit status,
-        0 included: a command meant to finish is a job, for :meth:`run_job`.
+        during ``min_uptime`` (whose watch returns the moment it exits), and at every poll
+        of ``wait`` — raises :class:`ServiceStartError` with its exit status and last log
+        lines, and is removed at once; one that is still running is returned. That holds
+        for every exit status, 0 included: a command meant to finish is a job, for
+        :meth:`run_job`. A check right after the start may still find a command that exits
+        within milliseconds running: pass ``min_uptime`` where such a crash must be caught
+        every time.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         aliases = normalize_aliases(alias)

@@ -15,6 +15,7 @@ import pytest
 from . import engine, images, reaper, runs
 from .cleanup import CleanupFailure, find_labelled, warn_failures
 from .errors import DockernetError
+from .fixtures import start_group
 from .manager import NetworkManager, Tally
 from .naming import Labels, RunIdentity, new_run_id
 from .network import Network
@@ -253,6 +254,12 @@ def _fail(exc: Exception | str) -> NoReturn:
     pytest.fail(str(exc), pytrace=False)
 
 
+def _release(manager: NetworkManager, network: Network) -> None:
+    """Hand ``network`` to background teardown; warn about removals that failed so far."""
+    manager.release_later(network)
+    _report(manager.collect())
+
+
 def _report(failures: list[CleanupFailure]) -> None:
     # A warning that a filter turns into an error is swallowed here: the terminal
     # summary lists every failure anyway, and cleanup must never fail a test.
@@ -369,8 +376,9 @@ def docker_network(dockernet_manager: NetworkManager, request: pytest.FixtureReq
     configures it.
     """
     network = _new_network(dockernet_manager, request.node.nodeid, **_marked(request))
+    start_group(request, network)
     yield network
-    _report(dockernet_manager.release(network))
+    _release(dockernet_manager, network)
 
 
 @pytest.fixture(scope="session")
@@ -380,7 +388,7 @@ def docker_worker_network(
     """One network for this xdist worker (or the whole run without xdist)."""
     network = _new_network(dockernet_manager, None, hermetic=_state(pytestconfig).settings.hermetic)
     yield network
-    _report(dockernet_manager.release(network))
+    _release(dockernet_manager, network)
 
 
 def _scoped_network(scope: str) -> Any:
@@ -391,7 +399,7 @@ def _scoped_network(scope: str) -> Any:
     ) -> Iterator[Network]:
         network = _new_network(dockernet_manager, request.node.nodeid, **_marked(request))
         yield network
-        _report(dockernet_manager.release(network))
+        _release(dockernet_manager, network)
 
     network_of_scope.__doc__ = f"A network shared by the tests of one {scope}."
     return pytest.fixture(scope=scope, name=f"dockernet_{scope}_network")(network_of_scope)  # type: ignore[call-overload]
@@ -456,7 +464,6 @@ def docker_network_factory(
         return network
 
     yield make
-    failures = []
     for network in reversed(made):
-        failures.extend(dockernet_manager.release(network))
-    _report(failures)
+        dockernet_manager.release_later(network)
+    _report(dockernet_manager.collect())

@@ -36,7 +36,7 @@ import docker
 import filelock
 
 from .cleanup import find_labelled
-from .errors import LockTimeoutError
+from .locks import acquire
 from .naming import LABEL_HOST, this_host
 from .processes import ProcessRef, format_start, parse_start
 from .rundir import RunDir
@@ -69,14 +69,13 @@ def ensure_reaper(run_dir: RunDir, root: ProcessRef, state_dir: Path, *, lock_ti
     The lock is the run's own, so no other run ever waits on it. Raises
     :class:`LockTimeoutError` naming the lock file when it is not had within ``lock_timeout``.
     """
-    lock = filelock.FileLock(str(run_dir.reaper_lock), timeout=lock_timeout)
-    try:
-        lock.acquire()
-    except filelock.Timeout:
-        raise LockTimeoutError(
-            f"could not acquire the reaper lock {lock.lock_file} of run {run_dir.run} within"
-            f" {lock_timeout:g} s (--dockernet-lock-timeout): another process of the run holds it"
-        ) from None
+    lock = filelock.FileLock(str(run_dir.reaper_lock))
+    acquire(
+        lock,
+        lock_timeout,
+        f"the reaper lock of run {run_dir.run} (--dockernet-lock-timeout)",
+        "another process of the run",
+    )
     try:
         running = run_dir.reaper()
         if running is not None and running.alive():

@@ -15,6 +15,8 @@ import json
 import logging
 import shutil
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -24,7 +26,8 @@ import docker
 import docker.errors
 import filelock
 
-from .errors import LockTimeoutError, PoolExhaustedError, hide_frames_of_own_errors
+from .errors import PoolExhaustedError, hide_frames_of_own_errors
+from .locks import acquire
 
 log = logging.getLogger("pytest_dockernet")
 
@@ -36,6 +39,7 @@ DEFAULT_SUBNET_SIZE = 26
 MIN_SUBNET_SIZE = 8
 MAX_SUBNET_SIZE = 29
 DEFAULT_LOCK_TIMEOUT = 60.0
+ROUTES_TTL_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -256,6 +260,12 @@ class SubnetAllocator:
         self.lock_timeout = lock_timeout
         self._lock = filelock.FileLock(str(lock_file), timeout=lock_timeout)
         self._routes = routes
+        # The engine's subnets as this process last saw them, kept up to date with what it
+        # creates and removes itself. Networks other processes made since are found by the
+        # engine's refusal; ones they removed, by a fresh look when the pools seem full.
+        self._view: list[IPv4Network | IPv6Network] | None = None
+        self._view_lock = threading.Lock()
+        self._host_routes: tuple[float, list[IPv4Network]] | None = None
 
     @property
     def lock_file(self) -> str:
@@ -283,39 +293,74 @@ class SubnetAllocator:
         assert subnet6 is not None
         return result, subnet, subnet6
 
+    def forget(self, *subnets: IPv4Network | IPv6Network | None) -> None:
+        """Take subnets of a network this process removed out of its view of the engine."""
+        with self._view_lock:
+            if self._view is not None:
+                self._view = [subnet for subnet in self._view if subnet not in subnets]
+
+    def _taken(self, *, fresh: bool) -> list[IPv4Network | IPv6Network]:
+        with self._view_lock:
+            if fresh or self._view is None:
+                self._view = list(_all_engine_subnets(self.client))
+            return list(self._view)
+
+    def _remember(self, *subnets: IPv4Network | IPv6Network | None) -> None:
+        with self._view_lock:
+            if self._view is not None:
+                self._view.extend(subnet for subnet in subnets if subnet is not None)
+
+    def _routes_now(self) -> list[IPv4Network]:
+        # Reading every routing table runs ``ip``; routes of the plugin's own bridges are
+        # the engine's subnets anyway, so the rest is read again only every few seconds.
+        now = time.monotonic()
+        if self._host_routes is None or now - self._host_routes[0] > ROUTES_TTL_SECONDS:
+            self._host_routes = (now, self._routes())
+        return self._host_routes[1]
+
     def _allocate(
         self, create: Callable[[IPv4Network, IPv6Network | None], T], *, ipv6: bool
     ) -> tuple[T, IPv4Network, IPv6Network | None]:
         __tracebackhide__ = hide_frames_of_own_errors
+        acquire(self._lock, self.lock_timeout, "the subnet lock")
         try:
-            self._lock.acquire()
-        except filelock.Timeout:
-            raise LockTimeoutError(
-                f"could not acquire the subnet lock {self.lock_file} within"
-                f" {self.lock_timeout:g} s: another process holds it"
-            ) from None
-        try:
-            on_engine = _all_engine_subnets(self.client)
-            taken = [n for n in on_engine if isinstance(n, IPv4Network)] + self._routes()
-            taken6 = [n for n in on_engine if isinstance(n, IPv6Network)]
-            free6 = free_subnets(self.pools6, SUBNET6_SIZE, taken6) if ipv6 else None
-            for subnet in free_subnets(self.pools, self.subnet_size, taken):
-                subnet6 = next(free6, None) if free6 is not None else None
-                if free6 is not None and subnet6 is None:
-                    raise PoolExhaustedError(
-                        f"IPv6 subnet pool {', '.join(map(str, self.pools6))} is exhausted: every"
-                        f" /{SUBNET6_SIZE} of it overlaps a network in use (remove leftover networks,"
-                        " or widen --dockernet-pool6)"
-                    )
-                try:
-                    return create(subnet, subnet6), subnet, subnet6
-                except docker.errors.APIError as exc:
-                    if not is_overlap_refusal(exc):
-                        raise
-                    log.info("engine refused subnet %s / %s as overlapping; trying the next", subnet, subnet6)
-            raise PoolExhaustedError(self._exhausted_message(taken))
+            try:
+                return self._allocate_from(self._taken(fresh=False), create, ipv6=ipv6)
+            except PoolExhaustedError:
+                return self._allocate_from(self._taken(fresh=True), create, ipv6=ipv6)
         finally:
             self._lock.release()
+
+    def _allocate_from(
+        self,
+        on_engine: list[IPv4Network | IPv6Network],
+        create: Callable[[IPv4Network, IPv6Network | None], T],
+        *,
+        ipv6: bool,
+    ) -> tuple[T, IPv4Network, IPv6Network | None]:
+        __tracebackhide__ = hide_frames_of_own_errors
+        taken = [n for n in on_engine if isinstance(n, IPv4Network)] + self._routes_now()
+        taken6 = [n for n in on_engine if isinstance(n, IPv6Network)]
+        free6 = free_subnets(self.pools6, SUBNET6_SIZE, taken6) if ipv6 else None
+        for subnet in free_subnets(self.pools, self.subnet_size, taken):
+            subnet6 = next(free6, None) if free6 is not None else None
+            if free6 is not None and subnet6 is None:
+                raise PoolExhaustedError(
+                    f"IPv6 subnet pool {', '.join(map(str, self.pools6))} is exhausted: every"
+                    f" /{SUBNET6_SIZE} of it overlaps a network in use (remove leftover networks,"
+                    " or widen --dockernet-pool6)"
+                )
+            try:
+                result = create(subnet, subnet6)
+            except docker.errors.APIError as exc:
+                if not is_overlap_refusal(exc):
+                    raise
+                log.info("engine refused subnet %s / %s as overlapping; trying the next", subnet, subnet6)
+                self._remember(subnet)  # another process has it: keep off it from now on
+                continue
+            self._remember(subnet, subnet6)
+            return result, subnet, subnet6
+        raise PoolExhaustedError(self._exhausted_message(taken))
 
     def _exhausted_message(self, taken: list[IPv4Network]) -> str:
         pools = ", ".join(str(pool) for pool in self.pools)

@@ -86,22 +86,20 @@ def suite_resources(client: docker.DockerClient) -> tuple[list[dict], list[dict]
 # For a suite that pytester runs: removing a container named *stuck fails.
 FAILING_REMOVAL_CONFTEST = f"""
 IMAGE = {TEST_IMAGE!r}
-import pytest
 from pytest_dockernet import cleanup, reaper
 
 real_remove = cleanup.remove_container
 
 # Injected: this engine removes containers fine, so the CircleCI fault (a storage driver
-# that cannot remove a root filesystem) is faked for containers named *stuck. On such an
-# engine the reaper's removals would fail too, so no reaper is started here.
-@pytest.fixture(autouse=True)
-def stuck_removal(monkeypatch):
-    def remove(client, container_id, name):
-        if name.endswith("-stuck"):
-            return cleanup.CleanupFailure("container", container_id, name, "driver btrfs failed to remove root filesystem")
-        return real_remove(client, container_id, name)
-    monkeypatch.setattr(cleanup, "remove_container", remove)
+# that cannot remove a root filesystem) is faked for containers named *stuck, for the
+# whole session (teardown runs in the background, after the test's own fixtures). On
+# such an engine the reaper's removals would fail too, so no reaper is started here.
+def remove(client, container_id, name):
+    if name.endswith("-stuck"):
+        return cleanup.CleanupFailure("container", container_id, name, "driver btrfs failed to remove root filesystem")
+    return real_remove(client, container_id, name)
 
+cleanup.remove_container = remove
 reaper.ensure_reaper = lambda *args, **kwargs: False
 """
 

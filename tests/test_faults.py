@@ -129,8 +129,8 @@ def test_the_reaper_lock_is_the_runs_own_and_a_time_out_is_one_sentence(tmp_path
         with pytest.raises(LockTimeoutError) as excinfo:
             ensure_reaper(run_dir, ProcessRef.current(), tmp_path, lock_timeout=0.2)
         assert str(excinfo.value) == (
-            f"could not acquire the reaper lock {run_dir.reaper_lock} of run r1 within 0.2 s"
-            " (--dockernet-lock-timeout): another process of the run holds it"
+            "could not acquire the reaper lock of run r1 (--dockernet-lock-timeout)"
+            f" {run_dir.reaper_lock} within 0.2 s: another process of the run holds it"
         )
         # Another run's reaper lock is another file: held or not, this one is free.
         with filelock.FileLock(str(RunDir(tmp_path, "r2").reaper_lock), timeout=0):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from conftest import core_identity
 
@@ -89,10 +91,15 @@ def test_a_kept_run_keeps_its_jobs(docker_client, image):
 
 
 @pytest.mark.parametrize("attempt", range(5))
-def test_run_refuses_a_container_that_exits_during_start_every_time(manager, image, attempt):
+def test_run_with_min_uptime_refuses_a_container_that_exits_during_start_every_time(manager, image, attempt):
+    # Without min_uptime, run() checks once, right after the start: a command that exits
+    # within milliseconds may still be running then. min_uptime's watch returns the moment
+    # the container exits, so the outcome no longer depends on timing.
     with manager.create_network() as net:
+        started = time.monotonic()
         with pytest.raises(
             ServiceStartError, match="exited at once with status 0; a command meant to finish is a job"
         ):
-            net.run(image, ["true"])
+            net.run(image, ["true"], min_uptime=5)
+        assert time.monotonic() - started < 4, "the watch returned when the container exited"
         assert net.services == []

@@ -348,3 +348,33 @@ def test_labels_as_a_list_or_a_dict_as_docker_py_takes_them(manager, image, dock
         assert box.container.labels["box.flag"] == box.container.labels["box.other"] == ""
         assert other.container.labels["box.team"] == "qa"
         assert box.container.labels[LABEL_RUN] == manager.identity.run
+
+
+def test_background_teardown_accounts_for_everything(manager, image, docker_client):
+    nets = [manager.create_network(test=f"t::{n}") for n in range(3)]
+    for net in nets:
+        net.run(image, SLEEP)
+    for net in nets:
+        manager.release_later(net)
+    assert manager.drain() == []
+    assert manager.pending == 0
+    assert leftovers(docker_client, manager.identity.run) == []
+    assert (manager.tally.networks_removed, manager.tally.containers_removed) == (3, 3)
+
+
+def test_a_full_pool_waits_for_networks_being_removed(docker_client, image, tmp_path):
+    from conftest import core_identity
+
+    from pytest_dockernet import NetworkManager
+    from pytest_dockernet.subnets import parse_pools
+
+    one_network = parse_pools(["10.198.9.0/26"])
+    tight = NetworkManager.for_client(docker_client, core_identity(), pools=one_network)
+    try:
+        first = tight.create_network()
+        first.run(image, SLEEP)
+        tight.release_later(first)
+        second = tight.create_network()  # the only subnet is free once first is gone
+        assert second.subnet == first.subnet
+    finally:
+        assert tight.close() == []

@@ -302,7 +302,9 @@ def test_failed_removal_warns_and_never_changes_the_outcome(suite, docker_client
         result.stdout.fnmatch_lines(["*the test's own failure*"])
         if not warning_filter:
             result.stdout.fnmatch_lines(
-                ["*CleanupWarning: could not remove container dockernet-*-stuck*btrfs*"]
+                [
+                    "*CleanupWarning: could not remove container dockernet-*-stuck*btrfs*(a network of test *::test_*)"
+                ]
             )
         result.stdout.fnmatch_lines(
             [
@@ -569,3 +571,52 @@ def test_a_failed_tests_report_lists_guests_of_its_networks(suite):
     result.stdout.fnmatch_lines(
         ["  guest dockernet-*-visitor (of network dockernet-*)  aliases here=guest-alias  ip here=10.*"]
     )
+
+
+def test_a_tests_services_start_together_dependencies_first(suite):
+    suite.makepyfile(
+        """
+        from datetime import datetime
+        from conftest import IMAGE
+        from pytest_dockernet import service_fixture, wait
+
+        SLOW = ["sh", "-c", "sleep 1; echo up; exec sleep 300"]
+        first = service_fixture(IMAGE, SLOW, alias="first", wait=wait.log("up"))
+        second = service_fixture(IMAGE, SLOW, alias="second", wait=wait.log("up"))
+        after = service_fixture(IMAGE, ["sleep", "300"], alias="after", depends_on=[first])
+
+        def started(service):
+            stamp = service.reload()["State"]["StartedAt"]
+            return datetime.fromisoformat(stamp[:26])
+
+        def test_together(first, second, after):
+            assert abs((started(first) - started(second)).total_seconds()) < 0.5, "started together"
+            assert (started(after) - started(first)).total_seconds() >= 0.9, "after its dependency was ready"
+            assert after.exec(["ping", "-c1", "-W2", "first"]).ok
+        """
+    )
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(passed=1)
+
+
+def test_a_service_of_a_group_that_fails_is_named_and_the_rest_goes(suite, docker_client):
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+        from pytest_dockernet import service_fixture
+
+        good = service_fixture(IMAGE, ["sleep", "300"], alias="good")
+        broken = service_fixture(IMAGE, ["no-such-command"], alias="broken")
+        needs_broken = service_fixture(IMAGE, ["sleep", "300"], alias="needy", depends_on=["broken"])
+
+        def test_group(good, broken, needs_broken):
+            pass
+
+        def test_good_alone(good):
+            pass
+        """
+    )
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*ServiceStartError: container dockernet-*-broken (image *no-such-command*"])
+    assert leftovers(docker_client, run_id(result)) == []
