@@ -1,95 +1,182 @@
-"""Network + 3 aliased services + one DNS lookup + teardown: pytest-dockernet vs plain docker-py.
+"""The unit of test work, timed inside real pytest sessions: pytest-dockernet against plain docker-py.
 
-Both do the same work in the same run, alternating, on the engine DOCKER_HOST points at.
-Prints the median of each and the ratio (plugin / docker-py; below 1.0 is faster).
+The unit: a new network, three services with aliases, one DNS lookup, teardown. Five
+variants, each a test file of ``--tests`` such tests:
 
-    python bench/bench_core.py [--rounds 7] [--image IMAGE]
+- ``plain``: plain docker-py, one call after another, as a careful user writes it
+  (an explicit free subnet, aliases, ``exec_run``, removals);
+- ``floor``: plain docker-py with concurrent starts and removals: the floor to beat;
+- ``run``: ``docker_network.run`` one service after another;
+- ``run_many``: ``docker_network.run_many``;
+- ``fixtures``: three function-scoped ``service_fixture``s the test requests, and the
+  lookup as ``docker_network.run_job`` — the way most users write it.
+
+Each variant runs as its own pytest session, serially and under ``-p xdist -n 2``, the
+variants interleaved within each round. A session's time is from its first test's setup
+to its end (after the plugin's background teardown has drained), divided by the number of
+tests. Prints the median and range per variant, and ratios against ``plain`` and ``floor``.
+
+    python bench/bench_core.py [--rounds 3] [--tests 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
-import time
-from collections.abc import Callable
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import docker
-from plain import plain_network, unique
 
-from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
 from pytest_dockernet.images import import_busybox
 
-ALIASES = ("web", "cache", "db")
+IMAGE = "dockernet-test/busybox:1"
+VARIANTS = ("plain", "floor", "run", "run_many", "fixtures")
+
+CONFTEST = """
+import json, os, time
+import pytest
+
+STARTED = []
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if not STARTED:
+        STARTED.append(time.time())
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    if STARTED:
+        name = os.environ.get("PYTEST_XDIST_WORKER", "main")
+        with open(os.path.join(os.environ["BENCH_OUT"], f"{name}.json"), "w") as out:
+            json.dump({"start": STARTED[0], "end": time.time()}, out)
+"""
+
+COMMON = f"""
+import sys
+from concurrent.futures import ThreadPoolExecutor
+import pytest
+from pytest_dockernet import service_fixture
+
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from plain import plain_network, unique
+
+IMAGE = {IMAGE!r}
 IDLE = ["sleep", "300"]
+ALIASES = ("web", "cache", "db")
+TESTS = range(int(__import__("os").environ["BENCH_TESTS"]))
+"""
 
-
-def plain_docker_py(client: docker.DockerClient, image: str, round_no: int) -> float:
-    """What a careful user writes by hand: explicit subnet, aliases, one lookup, removal."""
-    start = time.perf_counter()
-    network_id = plain_network(client, f"core-{round_no}")
+BODIES = {
+    "plain": """
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_client, n):
+    network_id = plain_network(docker_client, f"u{n}")
     containers = []
     for alias in ALIASES:
-        endpoint = client.api.create_endpoint_config(aliases=[alias])
-        containers.append(
-            client.containers.run(
-                image,
-                IDLE,
-                detach=True,
-                name=unique(f"core-{round_no}-{alias}"),
-                network=network_id,
-                networking_config={network_id: endpoint},
-            )
-        )
-    exit_code, _ = containers[0].exec_run(["nslookup", "db"])
-    assert exit_code == 0
+        endpoint = docker_client.api.create_endpoint_config(aliases=[alias])
+        containers.append(docker_client.containers.run(
+            IMAGE, IDLE, detach=True, name=unique(f"u{n}-{alias}"), network=network_id,
+            networking_config={network_id: endpoint}))
+    assert containers[0].exec_run(["nslookup", "db"]).exit_code == 0
     for container in containers:
         container.remove(force=True)
-    client.api.remove_network(network_id)
-    return time.perf_counter() - start
+    docker_client.api.remove_network(network_id)
+""",
+    "floor": """
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_client, n):
+    network_id = plain_network(docker_client, f"u{n}")
+
+    def start(alias):
+        endpoint = docker_client.api.create_endpoint_config(aliases=[alias])
+        return docker_client.containers.run(
+            IMAGE, IDLE, detach=True, name=unique(f"u{n}-{alias}"), network=network_id,
+            networking_config={network_id: endpoint})
+
+    with ThreadPoolExecutor(3) as pool:
+        containers = list(pool.map(start, ALIASES))
+    assert containers[0].exec_run(["nslookup", "db"]).exit_code == 0
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda c: c.remove(force=True), containers))
+    docker_client.api.remove_network(network_id)
+""",
+    "run": """
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_network, n):
+    services = [docker_network.run(IMAGE, IDLE, alias=alias) for alias in ALIASES]
+    assert services[0].exec(["nslookup", "db"]).ok
+""",
+    "run_many": """
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_network, n):
+    services = docker_network.run_many([{"image": IMAGE, "command": IDLE, "alias": a} for a in ALIASES])
+    assert services[0].exec(["nslookup", "db"]).ok
+""",
+    "fixtures": """
+web = service_fixture(IMAGE, IDLE, alias="web")
+cache = service_fixture(IMAGE, IDLE, alias="cache")
+db = service_fixture(IMAGE, IDLE, alias="db")
+
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_network, web, cache, db, n):
+    assert docker_network.run_job(IMAGE, ["nslookup", "db"]).ok
+""",
+}
 
 
-def with_plugin(manager: NetworkManager, image: str, concurrent: bool) -> float:
-    start = time.perf_counter()
-    network = manager.create_network()
-    if concurrent:
-        services = network.run_many([{"image": image, "command": IDLE, "alias": alias} for alias in ALIASES])
-    else:
-        services = [network.run(image, IDLE, alias=alias) for alias in ALIASES]
-    assert services[0].exec(["nslookup", "db"]).exit_code == 0
-    assert manager.release(network) == []  # removes the containers in parallel
-    return time.perf_counter() - start
+def session_seconds_per_test(workdir: Path, variant: str, xdist: bool, tests: int) -> float:
+    out = Path(tempfile.mkdtemp(prefix="bench-out-"))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"test_{variant}.py"]
+    if xdist:
+        command += ["-p", "xdist", "-n", "2"]
+    env = {**os.environ, "BENCH_OUT": str(out), "BENCH_TESTS": str(tests), "PYTEST_DOCKERNET_SWEEP": "0"}
+    done = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{done.stdout[-3000:]}")
+    windows = [json.loads(path.read_text()) for path in out.glob("*.json")]
+    return (max(w["end"] for w in windows) - min(w["start"] for w in windows)) / tests
+
+
+def describe(times: list[float]) -> str:
+    return f"{statistics.median(times):6.3f} s  ({min(times):.3f}-{max(times):.3f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument(
-        "--image", default=None, help="image with sleep and nslookup (default: local busybox)"
-    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tests", type=int, default=8, help="tests per session")
     args = parser.parse_args()
-    client = docker.from_env()
-    image = args.image or import_busybox(client, "dockernet-test/busybox:1")
-    manager = NetworkManager.for_client(client, RunIdentity(run=new_run_id(), worker="bench"))
-    steps: dict[str, Callable[[int], float]] = {
-        "plain docker-py, sequential": lambda n: plain_docker_py(client, image, n),
-        "pytest-dockernet, Network.run": lambda n: with_plugin(manager, image, concurrent=False),
-        "pytest-dockernet, Network.run_many": lambda n: with_plugin(manager, image, concurrent=True),
-    }
-    runs: dict[str, list[float]] = {name: [] for name in steps}
-    plain_docker_py(client, image, -1)  # warm-up: the first start on a cold engine is slower
-    for round_no in range(args.rounds):
-        order = list(steps) if round_no % 2 == 0 else list(reversed(steps))
-        for name in order:
-            runs[name].append(steps[name](round_no))
-    medians = {name: statistics.median(times) for name, times in runs.items()}
-    baseline = medians["plain docker-py, sequential"]
-    print(
-        f"network + {len(ALIASES)} aliased services + 1 DNS lookup + teardown; median of {args.rounds} rounds"
-    )
-    for name, median in medians.items():
-        print(f"  {name:<36} {median:6.3f} s   ratio {median / baseline:.2f}")
+    import_busybox(docker.from_env(), IMAGE)
+    with tempfile.TemporaryDirectory() as directory:
+        workdir = Path(directory)
+        (workdir / "conftest.py").write_text(CONFTEST)
+        for variant in VARIANTS:
+            (workdir / f"test_{variant}.py").write_text(COMMON + BODIES[variant])
+        for xdist in (False, True):
+            times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+            for round_no in range(args.rounds):
+                order = VARIANTS if round_no % 2 == 0 else tuple(reversed(VARIANTS))
+                for variant in order:
+                    times[variant].append(session_seconds_per_test(workdir, variant, xdist, args.tests))
+            plain, floor = statistics.median(times["plain"]), statistics.median(times["floor"])
+            mode = "-p xdist -n 2" if xdist else "serial"
+            print(
+                f"\n{mode}: network + 3 aliased services + 1 DNS lookup + teardown, per test;"
+                f" {args.tests} tests a session, median (range) of {args.rounds} rounds"
+            )
+            print(f"  {'variant':<10} {'per test':>26}  {'÷ plain':>8}  {'÷ floor':>8}")
+            for variant in VARIANTS:
+                median = statistics.median(times[variant])
+                print(
+                    f"  {variant:<10} {describe(times[variant]):>26}  {median / plain:8.2f}  {median / floor:8.2f}"
+                )
 
 
 if __name__ == "__main__":
