@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+__version__ = "0.2.0.dev0"
+
 from . import wait
 from .cleanup import CleanupFailure
 from .errors import (
@@ -61,6 +63,7 @@ __all__ = [
     "ServiceError",
     "ServiceNotReadyError",
     "ServiceStartError",
+    "__version__",
     "new_run_id",
     "partition",
     "service_fixture",

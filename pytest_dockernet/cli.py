@@ -14,7 +14,7 @@ from typing import TextIO
 
 import docker
 
-from . import engine
+from . import __version__, engine
 from .errors import EngineUnavailableError
 from .naming import LABEL_HOST, LABEL_WORKER
 from .runs import RunInfo, inventory, remove_run
@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Uses the engine DOCKER_HOST points at (or the local socket). A run is alive while"
         " any of its processes on this host is; runs made on other hosts show as 'unknown'.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ls = commands.add_parser("ls", help="list the plugin's resources grouped by run")
     ls.add_argument("--run", metavar="ID", help="only this run")
