@@ -114,5 +114,5 @@ def test_version_everywhere():
 
     assert version("pytest-dockernet") == pytest_dockernet.__version__
     meta = metadata("pytest-dockernet")
-    assert "Framework :: Pytest" in meta.get_all("Classifier")
-    assert "requests" in " ".join(meta.get_all("Requires-Dist"))
+    assert "Framework :: Pytest" in (meta.get_all("Classifier") or [])
+    assert "requests" in " ".join(meta.get_all("Requires-Dist") or [])
