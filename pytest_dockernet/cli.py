@@ -1,7 +1,7 @@
 """``pytest-dockernet``: list and prune the plugin's networks and containers.
 
 Exit codes: 0 done (or nothing to do), 1 some resources could not be removed, 2 bad usage
-or a removal refused or not confirmed, 3 no Docker engine answers.
+or a removal refused or not confirmed, 3 no Docker engine answers, 4 no run of the id given.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from . import __version__, engine
 from .errors import EngineUnavailableError
 from .naming import LABEL_HOST, LABEL_WORKER
 from .runs import RunInfo, inventory, remove_run
+from .text import plural
 
-EXIT_OK, EXIT_FAILURES, EXIT_REFUSED, EXIT_NO_ENGINE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILURES, EXIT_REFUSED, EXIT_NO_ENGINE, EXIT_NO_SUCH_RUN = 0, 1, 2, 3, 4
 
 
 def state_of(info: RunInfo) -> str:
@@ -85,7 +86,6 @@ def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> l
     if args.run:
         chosen = [info for info in infos if info.run == args.run]
         if not chosen:
-            err.write(f"no resources of run {args.run} on the engine\n")
             return []
         state = state_of(chosen[0])
         if state == "alive" and not args.force:
@@ -108,8 +108,18 @@ def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> l
     return [info for info in infos if state_of(info) == "dead"]
 
 
+def no_such_run(run: str, err: TextIO) -> int:
+    err.write(
+        f"no run {run!r} on the engine at {engine.endpoint()}: 'pytest-dockernet ls' lists the runs there\n"
+    )
+    return EXIT_NO_SUCH_RUN
+
+
 def prune(client: docker.DockerClient, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    chosen = choose(inventory(client), args, err)
+    infos = inventory(client)
+    if args.run and not any(info.run == args.run for info in infos):
+        return no_such_run(args.run, err)
+    chosen = choose(infos, args, err)
     if chosen is None:
         return EXIT_REFUSED
     if not chosen:
@@ -117,7 +127,9 @@ def prune(client: docker.DockerClient, args: argparse.Namespace, out: TextIO, er
         return EXIT_OK
     networks = sum(len(info.networks) for info in chosen)
     containers = sum(len(info.containers) for info in chosen)
-    summary = f"{networks} networks and {containers} containers of {len(chosen)} runs"
+    summary = (
+        f"{plural(networks, 'network')} and {plural(containers, 'container')} of {plural(len(chosen), 'run')}"
+    )
     if args.dry_run:
         out.write(f"would remove {summary}:\n")
         list_runs(chosen, out, verbose=True)
@@ -138,7 +150,7 @@ def prune(client: docker.DockerClient, args: argparse.Namespace, out: TextIO, er
     status = EXIT_OK
     for info in chosen:
         removed, failures = remove_run(client, info.run)
-        out.write(f"run {info.run}: removed {removed} resources\n")
+        out.write(f"run {info.run}: removed {plural(removed, 'resource')}\n")
         for failure in failures:
             err.write(f"run {info.run}: {failure}\n")
             status = EXIT_FAILURES
@@ -189,7 +201,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
         return EXIT_NO_ENGINE
     try:
         if args.command == "ls":
-            list_runs(inventory(client, args.run), out, args.verbose)
+            infos = inventory(client, args.run)
+            if args.run and not infos:
+                return no_such_run(args.run, err)
+            list_runs(infos, out, args.verbose)
             return EXIT_OK
         return prune(client, args, out, err)
     finally:

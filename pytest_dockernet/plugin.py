@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import docker
 import docker.errors
@@ -21,8 +21,22 @@ from .naming import Labels, RunIdentity, new_run_id
 from .network import Network
 from .report import report_sections
 from .rundir import RunDir
-from .settings import HELP, SETTING_KEYS, Settings, SettingsError, ini_name, option_name, resolve
+from .settings import (
+    EXPECTED,
+    HELP,
+    OPTIONS,
+    SETTING_KEYS,
+    Settings,
+    SettingsError,
+    env_name,
+    ini_name,
+    option_name,
+    resolve,
+)
 from .statedir import default_state_dir, ensure_private_dir
+from .text import plural
+
+T = TypeVar("T")
 
 RUN_INPUT_KEY = "dockernet_run"
 ROOT_PID_INPUT_KEY = "dockernet_root_pid"
@@ -44,43 +58,52 @@ state_key = pytest.StashKey[PluginState]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dockernet", "isolated Docker networks (pytest-dockernet)")
-    group.addoption(option_name("prefix"), metavar="PREFIX", help=HELP["prefix"])
-    group.addoption(option_name("pool"), metavar="CIDR", action="append", help=HELP["pool"])
-    group.addoption(option_name("subnet_size"), metavar="N", help=HELP["subnet_size"])
-    group.addoption(option_name("keep"), action="store_true", default=None, help=HELP["keep"])
-    group.addoption(option_name("lock_timeout"), metavar="SECONDS", help=HELP["lock_timeout"])
-    group.addoption(
-        "--dockernet-no-sweep", dest="dockernet_sweep", action="store_false", default=None, help=HELP["sweep"]
-    )
-    group.addoption(option_name("log_lines"), metavar="N", help=HELP["log_lines"])
-    group.addoption(option_name("engine_timeout"), metavar="SECONDS", help=HELP["engine_timeout"])
-    group.addoption(
-        option_name("labels"),
-        dest="dockernet_labels",
-        metavar="KEY=VALUE",
-        action="append",
-        help=HELP["labels"],
-    )
-    group.addoption(option_name("pool6"), metavar="CIDR6", action="append", help=HELP["pool6"])
-    group.addoption(option_name("hermetic"), action="store_true", default=None, help=HELP["hermetic"])
-    for key in (
-        "prefix",
-        "subnet_size",
-        "keep",
-        "lock_timeout",
-        "sweep",
-        "log_lines",
-        "engine_timeout",
-        "hermetic",
-    ):
-        parser.addini(ini_name(key), HELP[key])
-    for key in ("pool", "labels", "pool6"):
-        parser.addini(ini_name(key), HELP[key], type="args")
+    for option in OPTIONS:
+        where = f" [env {env_name(option.key)}; ini {ini_name(option.key)}]"
+        if option.key == "sweep":
+            group.addoption(
+                "--dockernet-no-sweep",
+                dest="dockernet_sweep",
+                action="store_false",
+                default=None,
+                help=HELP["no_sweep"] + where,
+            )
+        elif option.metavar is None:
+            group.addoption(
+                option_name(option.key), action="store_true", default=None, help=HELP[option.key] + where
+            )
+        else:
+            group.addoption(
+                option_name(option.key),
+                dest=f"dockernet_{option.key}",
+                metavar=option.metavar,
+                action="append" if option.repeatable else "store",
+                help=HELP[option.key] + where,
+            )
+        parser.addini(ini_name(option.key), HELP[option.key], type=_ini_type(option.ini_type), default=None)  # type: ignore[arg-type]
+
+
+def _ini_type(wanted: str | None) -> str | None:
+    # pytest reads int and float ini values since 8.4; before, they are strings (validated here).
+    if wanted in ("int", "float") and tuple(int(part) for part in pytest.__version__.split(".")[:2]) < (8, 4):
+        return None
+    return wanted
+
+
+def _ini(config: pytest.Config, key: str) -> Any:
+    """An ini value as pytest typed it; a value of the wrong type is one sentence naming the option."""
+    try:
+        return config.getini(ini_name(key))
+    except (pytest.UsageError, ValueError) as exc:
+        problem = exc
+    raise pytest.UsageError(
+        f"pytest-dockernet: ini option {ini_name(key)}: {problem}; expected {EXPECTED[key]}"
+    ) from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     cli = {key: config.getoption("dockernet_" + key) for key in SETTING_KEYS}
-    ini = {key: config.getini(ini_name(key)) for key in SETTING_KEYS}
+    ini = {key: _ini(config, key) for key in SETTING_KEYS}
     try:
         settings = resolve(cli, os.environ, ini)
     except SettingsError as exc:
@@ -164,11 +187,6 @@ def _unaccounted(settings: Settings, run: str, failures: list[CleanupFailure]) -
     )
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 network``, ``2 networks``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
-
-
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     state = config.stash.get(state_key, None)
     if state is None or hasattr(config, "workerinput"):
@@ -186,15 +204,15 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("pytest-dockernet")
     if total.swept_runs:
         write(
-            f"swept {total.swept} resources left by {len(total.swept_runs)} dead runs"
+            f"swept {plural(total.swept, 'resource')} left by {plural(len(total.swept_runs), 'dead run')}"
             f" ({', '.join(total.swept_runs)}) before starting"
         )
     if total.sweep_problem:
         write(f"the start-up sweep of dead runs failed: {total.sweep_problem}")
     write(
-        f"run {run}: created {total.networks_created} networks and {total.containers_created}"
-        f" containers; removed {total.networks_removed} networks and {total.containers_removed}"
-        " containers"
+        f"run {run}: created {plural(total.networks_created, 'network')} and"
+        f" {plural(total.containers_created, 'container')}; removed"
+        f" {plural(total.networks_removed, 'network')} and {plural(total.containers_removed, 'container')}"
     )
     if total.kept:
         write(
@@ -202,7 +220,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             " (--dockernet-keep): " + ", ".join(sorted(total.kept))
         )
     if total.failures:
-        write(f"left behind {len(total.failures)} resources that could not be removed:")
+        write(f"left behind {plural(len(total.failures), 'resource')} that could not be removed:")
         for failure in total.failures:
             write(f"  {failure}")
     if total.kept or total.failures:
@@ -249,6 +267,20 @@ def _state(config: pytest.Config) -> PluginState:
     return config.stash[state_key]
 
 
+def _attempt(action: Callable[[], T]) -> T:
+    """``action()``, or the test fails with the plugin error's one sentence, printed once.
+
+    pytest.fail raised inside an ``except`` block would chain the error to it ("During
+    handling of the above exception...") and print the sentence twice: it is raised after.
+    """
+    __tracebackhide__ = True
+    try:
+        return action()
+    except DockernetError as exc:
+        error = exc
+    _fail(error)
+
+
 def _fail(exc: Exception | str) -> NoReturn:
     __tracebackhide__ = True
     pytest.fail(str(exc), pytrace=False)
@@ -270,10 +302,7 @@ def _report(failures: list[CleanupFailure]) -> None:
 def docker_client(pytestconfig: pytest.Config) -> Iterator[docker.DockerClient]:
     """A ``docker.DockerClient`` from the environment (``DOCKER_HOST`` and friends)."""
     __tracebackhide__ = True
-    try:
-        client = engine.connect(timeout=_state(pytestconfig).settings.engine_timeout)
-    except DockernetError as exc:
-        _fail(exc)
+    client = _attempt(lambda: engine.connect(timeout=_state(pytestconfig).settings.engine_timeout))
     yield client
     client.close()
 
@@ -287,12 +316,12 @@ def dockernet_manager(
     state = _state(pytestconfig)
     settings = state.settings
     identity = state.identity
-    try:
-        state_dir = ensure_private_dir(default_state_dir())
-        # Registered before this process may create anything: the reaper waits for it.
-        state.run_dir = RunDir(state_dir, identity.run)
-        state.run_dir.register(identity.process)
-        manager = NetworkManager.for_client(
+    state_dir = _attempt(lambda: ensure_private_dir(default_state_dir()))
+    # Registered before this process may create anything: the reaper waits for it.
+    run_dir = state.run_dir = RunDir(state_dir, identity.run)
+    run_dir.register(identity.process)
+    manager = _attempt(
+        lambda: NetworkManager.for_client(
             docker_client,
             identity,
             pools=settings.pools,
@@ -301,11 +330,10 @@ def dockernet_manager(
             state_dir=state_dir,
             pools6=settings.pools6,
         )
-        started = not settings.keep and reaper.ensure_reaper(
-            state.run_dir, identity.root, state_dir, lock_timeout=settings.lock_timeout
-        )
-    except DockernetError as exc:
-        _fail(exc)
+    )
+    started = not settings.keep and _attempt(
+        lambda: reaper.ensure_reaper(run_dir, identity.root, state_dir, lock_timeout=settings.lock_timeout)
+    )
     state.manager = manager
     if started and settings.sweep:
         _sweep(manager, state_dir)
@@ -329,10 +357,7 @@ def _sweep(manager: NetworkManager, state_dir: Path) -> None:
 
 def _new_network(manager: NetworkManager, test: str | None, **kwargs: Any) -> Network:
     __tracebackhide__ = True
-    try:
-        return manager.create_network(test=test, **kwargs)
-    except DockernetError as exc:
-        _fail(exc)
+    return _attempt(lambda: manager.create_network(test=test, **kwargs))
 
 
 MARKER_KEYWORDS: dict[str, type | tuple[type, ...]] = {
@@ -416,10 +441,7 @@ def docker_build(docker_client: docker.DockerClient) -> Callable[[str | os.PathL
 
     def build(context: str | os.PathLike[str], tag: str) -> str:
         __tracebackhide__ = True
-        try:
-            images.build_image(docker_client, context, tag)
-        except DockernetError as exc:
-            _fail(exc)
+        _attempt(lambda: images.build_image(docker_client, context, tag))
         return tag
 
     return build

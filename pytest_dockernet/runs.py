@@ -32,6 +32,7 @@ from .naming import (
 from .processes import ProcessRef, parse_start
 from .rundir import remove_stale
 from .statedir import lock_path
+from .text import plural
 
 
 def processes_in(labels: dict[str, str]) -> set[ProcessRef]:
@@ -149,7 +150,10 @@ class SweepReport:
     def __str__(self) -> str:
         if not self.runs:
             return "no leftovers of dead runs"
-        text = f"swept {self.removed} resources of {len(self.runs)} dead runs ({', '.join(self.runs)})"
+        text = (
+            f"swept {plural(self.removed, 'resource')} of {plural(len(self.runs), 'dead run')}"
+            f" ({', '.join(self.runs)})"
+        )
         return text + (f"; {len(self.failures)} could not be removed" if self.failures else "")
 
 

@@ -33,30 +33,50 @@ HELP = {
     "keep": "keep networks and containers after the tests, for debugging; prints how to remove them",
     "lock_timeout": f"seconds to wait for the subnet allocation lock (default: {DEFAULT_LOCK_TIMEOUT:g})",
     "log_lines": "how many log lines of each service a failed test's report shows (default: 20; 0: none)",
-    "sweep": "at start, remove what earlier runs of this host left behind once their processes are"
-    " gone; --dockernet-no-sweep turns it off (default: on)",
+    "sweep": "whether to remove, at start, what dead earlier runs of this host left on the engine"
+    " (the start-up sweep; default: true)",
+    "no_sweep": "do not remove, at start, what dead earlier runs of this host left on the engine"
+    " (the start-up sweep is on by default)",
     "engine_timeout": "seconds each call to the Docker engine may take before the engine counts as"
     f" frozen (default: {DEFAULT_ENGINE_TIMEOUT:g})",
     "pool6": "IPv6 CIDR to carve the /64 of each dual-stack network (ipv6=True) from; repeat or"
     f" comma-separate for several (default: {', '.join(map(str, DEFAULT_POOLS6))})",
-    "hermetic": "make every network hermetic by default: names its DNS does not know fail at once"
-    " instead of being forwarded to the host's resolvers (default: off)",
+    "hermetic": "make every network hermetic by default: names its DNS does not know fail instead of"
+    " being forwarded to the host's resolvers (default: off)",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
-SETTING_KEYS = (
-    "prefix",
-    "pool",
-    "subnet_size",
-    "keep",
-    "lock_timeout",
-    "sweep",
-    "log_lines",
-    "engine_timeout",
-    "labels",
-    "pool6",
-    "hermetic",
+BOOL_WORDS = "one of 1/0, true/false, yes/no, on/off"
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one setting is given: its command-line form, its ini type, what a valid value is."""
+
+    key: str
+    metavar: str | None
+    """None for a flag."""
+    ini_type: str | None
+    """pytest's ini type (``bool``, ``int``, ``float``, ``args``), or None for a string."""
+    expected: str
+    repeatable: bool = False
+
+
+OPTIONS = (
+    Option("prefix", "PREFIX", None, "1-16 letters, digits, '_', '.' and '-'"),
+    Option("pool", "CIDR", "args", "IPv4 CIDRs such as 10.199.0.0/16", repeatable=True),
+    Option("subnet_size", "N", "int", "a prefix length such as 26"),
+    Option("pool6", "CIDR6", "args", "IPv6 CIDRs such as fd00:d0c:4e7::/48", repeatable=True),
+    Option("keep", None, "bool", BOOL_WORDS),
+    Option("hermetic", None, "bool", BOOL_WORDS),
+    Option("sweep", None, "bool", BOOL_WORDS),
+    Option("lock_timeout", "SECONDS", "float", "a number of seconds above 0"),
+    Option("engine_timeout", "SECONDS", "float", "a number of seconds above 0"),
+    Option("log_lines", "N", "int", "a whole number of lines, 0 or more"),
+    Option("labels", "KEY=VALUE", "args", "KEY=VALUE, comma-separated", repeatable=True),
 )
+SETTING_KEYS = tuple(option.key for option in OPTIONS)
+EXPECTED = {option.key: option.expected for option in OPTIONS}
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 
@@ -187,7 +207,7 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
             raise SettingsError(f"{sources['pool']}: {exc}") from None
         settings = replace(settings, pools=pools)
     if "subnet_size" in values:
-        size = _convert(values["subnet_size"], sources["subnet_size"], int, "a prefix length such as 26")
+        size = _convert(values["subnet_size"], sources["subnet_size"], int, EXPECTED["subnet_size"])
         settings = replace(settings, subnet_size=size)
     flags: dict[str, Any] = {}
     if "pool6" in values:
@@ -198,22 +218,18 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         settings = replace(settings, pools6=pools6)
     for flag in ("keep", "sweep", "hermetic"):
         if flag in values:
-            flags[flag] = _convert(
-                values[flag], sources[flag], _to_bool, "one of 1/0, true/false, yes/no, on/off"
-            )
+            flags[flag] = _convert(values[flag], sources[flag], _to_bool, BOOL_WORDS)
     settings = replace(settings, **flags)
     if "log_lines" in values:
-        lines = _convert(
-            values["log_lines"], sources["log_lines"], _to_count, "a whole number of lines, 0 or more"
-        )
+        lines = _convert(values["log_lines"], sources["log_lines"], _to_count, EXPECTED["log_lines"])
         settings = replace(settings, log_lines=lines)
     seconds: dict[str, Any] = {}
     for key in ("lock_timeout", "engine_timeout"):
         if key in values:
-            seconds[key] = _convert(values[key], sources[key], _to_timeout, "a number of seconds above 0")
+            seconds[key] = _convert(values[key], sources[key], _to_timeout, EXPECTED[key])
     settings = replace(settings, **seconds)
     if "labels" in values:
-        labels = _convert(values["labels"], sources["labels"], _to_labels, "KEY=VALUE, comma-separated")
+        labels = _convert(values["labels"], sources["labels"], _to_labels, EXPECTED["labels"])
         settings = replace(settings, labels=labels)
 
     problem = check_pools_fit(settings.pools, settings.subnet_size)

@@ -28,6 +28,7 @@ import filelock
 
 from .errors import PoolExhaustedError, hide_frames_of_own_errors
 from .locks import acquire
+from .text import plural
 
 log = logging.getLogger("pytest_dockernet")
 
@@ -371,7 +372,7 @@ class SubnetAllocator:
             if any(sub.overlaps(t) for t in taken)
         )
         return (
-            f"subnet pool {pools} is exhausted: it holds {self.capacity} /{self.subnet_size}"
-            f" networks and {in_use} of them overlap networks or routes in use"
+            f"subnet pool {pools} is exhausted: it holds {plural(self.capacity, f'/{self.subnet_size} network')}"
+            f" and {in_use} of them overlap networks or routes in use"
             " (remove leftover networks, or widen --dockernet-pool / --dockernet-subnet-size)"
         )

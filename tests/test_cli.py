@@ -13,7 +13,15 @@ from test_reaper import dead_pid, fake_run
 
 from pytest_dockernet import new_run_id
 from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.cli import EXIT_FAILURES, EXIT_NO_ENGINE, EXIT_OK, EXIT_REFUSED, age, main
+from pytest_dockernet.cli import (
+    EXIT_FAILURES,
+    EXIT_NO_ENGINE,
+    EXIT_NO_SUCH_RUN,
+    EXIT_OK,
+    EXIT_REFUSED,
+    age,
+    main,
+)
 from pytest_dockernet.processes import ProcessRef
 
 
@@ -99,11 +107,13 @@ def test_prune_all_asks_unless_yes(runs, docker_client):
     assert all(run in dry.stdout for run in runs)
 
 
-def test_prune_of_an_unknown_run_is_not_an_error():
-    code, out, err = run_cli("prune", "--run", "00000000")
-    assert code == EXIT_OK
-    assert "no resources of run 00000000" in err
-    assert "nothing to prune" in out
+def test_a_mistyped_run_id_says_no_such_run_exists():
+    for command in ("ls", "prune"):
+        code, out, err = run_cli(command, "--run", "nosuch")
+        assert code == EXIT_NO_SUCH_RUN
+        assert err.startswith("no run 'nosuch' on the engine at ")
+        assert "'pytest-dockernet ls' lists the runs there" in err
+        assert out == ""
 
 
 def test_a_removal_that_fails_sets_exit_code_1(runs, monkeypatch):

@@ -176,7 +176,7 @@ def test_engine_restart_mid_run(pytester, engine, image):
         timeout=120,
     )
     assert "1 passed" in next_run.stdout, next_run.stdout
-    assert f"swept 3 resources left by 1 dead runs ({run}) before starting" in next_run.stdout
+    assert f"swept 3 resources left by 1 dead run ({run}) before starting" in next_run.stdout
     containers, networks = find_labelled(client)
     assert (containers, networks) == ([], [])
 

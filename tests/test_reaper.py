@@ -148,7 +148,7 @@ def test_ctrl_c_during_a_test_cleans_up_and_says_so(pytester, image, docker_clie
         process.kill()
         process.wait()
     assert "KeyboardInterrupt" in output
-    assert f"run {run}: created 1 networks and 1 containers; removed 1 networks and 1 containers" in output
+    assert f"run {run}: created 1 network and 1 container; removed 1 network and 1 container" in output
     assert leftovers(docker_client, run) == []
 
 
@@ -170,11 +170,11 @@ def test_a_failed_removal_is_listed_by_ls_and_removed_by_prune(pytester, image, 
     assert line.split()[1:2] == ["dead"]
     assert "-stuck" in listed.stdout
     dry = cli(pytester, "prune", "--run", run, "--dry-run")
-    assert "would remove 0 networks and 1 containers of 1 runs" in dry.stdout
+    assert "would remove 0 networks and 1 container of 1 run" in dry.stdout
     assert leftovers(docker_client, run) != []
     pruned = cli(pytester, "prune", "--run", run)
     assert pruned.returncode == 0, pruned.stderr
-    assert f"run {run}: removed 1 resources" in pruned.stdout
+    assert f"run {run}: removed 1 resource" in pruned.stdout
     assert leftovers(docker_client, run) == []
 
 
@@ -235,7 +235,7 @@ def test_two_runs_at_once_never_collide_and_sweep_only_dead_runs(
             assert "4 passed" in output, output
         assert leftovers(docker_client, dead) == [], "the dead run was swept"
         assert len(leftovers(docker_client, alive)) == 2, "the live run was left alone"
-        assert sum(f"swept 2 resources left by 1 dead runs ({dead})" in output for output in outputs) == 1
+        assert sum(f"swept 2 resources left by 1 dead run ({dead})" in output for output in outputs) == 1
         run_ids = [output.split("run ")[-1][:8] for output in outputs]
         assert run_ids[0] != run_ids[1]
         for run in run_ids:
