@@ -22,6 +22,7 @@ from .errors import (
     PoolExhaustedError,
     RunEndedError,
     ServiceError,
+    ServiceNotReadyError,
     ServiceStartError,
 )
 from .manager import NetworkManager
@@ -29,7 +30,6 @@ from .naming import RunIdentity, new_run_id
 from .network import Network
 from .partition import partition
 from .service import ExecResult, Service
-from .wait import ServiceNotReadyError
 
 
 def __getattr__(name: str) -> Any:

@@ -56,6 +56,18 @@ class JobTimeoutError(ServiceError):
         self.output = output
 
 
+class ServiceNotReadyError(DockernetError):
+    """A service did not become ready within its wait's timeout.
+
+    The message holds the service's last log lines; :attr:`service` names it, so a failed
+    test's report does not show them a second time.
+    """
+
+    def __init__(self, message: str, service: str = "") -> None:
+        super().__init__(message)
+        self.service = service
+
+
 class InvalidAddressError(DockernetError, ValueError):
     """A static address is outside the network's subnet, is its gateway, or is taken."""
 
@@ -66,6 +78,13 @@ class DockernetWarning(UserWarning):
 
 class CleanupWarning(DockernetWarning):
     """A network or container could not be removed; it was left on the engine."""
+
+
+# Shown as pytest_dockernet.X, the name users import them by (and shorter in pytest's
+# one-line summaries, which cut the message at the terminal's width).
+for _public in list(globals().values()):
+    if isinstance(_public, type) and issubclass(_public, (DockernetError, DockernetWarning)):
+        _public.__module__ = "pytest_dockernet"
 
 
 def hide_frames_of_own_errors(excinfo: Any) -> bool:

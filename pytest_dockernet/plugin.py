@@ -239,7 +239,11 @@ def pytest_runtest_makereport(
     report = yield
     state = item.config.stash.get(state_key, None)
     if report.failed and report.when in ("setup", "call") and state is not None:
-        for title, content in report_sections(networks_of(item), state.settings.log_lines):
+        # A readiness time-out's message holds the service's last log lines already.
+        shown = getattr(call.excinfo.value if call.excinfo else None, "service", "")
+        for title, content in report_sections(
+            networks_of(item), state.settings.log_lines, logs_shown={shown}
+        ):
             report.sections.append((f"dockernet: {title}", content))
     return report
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 import docker.errors
 import requests
@@ -36,13 +36,20 @@ def describe_network(network: Network) -> str:
     return "\n".join(lines)
 
 
-def report_sections(networks: Iterable[Network], log_lines: int) -> Iterator[tuple[str, str]]:
-    """``(title, content)`` sections for a failed test's report, as pytest shows captured output."""
+def report_sections(
+    networks: Iterable[Network], log_lines: int, logs_shown: Collection[str] = ()
+) -> Iterator[tuple[str, str]]:
+    """``(title, content)`` sections for a failed test's report, as pytest shows captured output.
+
+    The logs of services named in ``logs_shown`` (already in the error's message) are left out.
+    """
     for network in networks:
         yield f"network {network.name}", describe_network(network)
         if log_lines <= 0:
             continue
         for service in network.services:
+            if service.name in logs_shown:
+                continue
             try:
                 logs = service.logs(tail=log_lines).rstrip() or "(no output)"
             except Exception as exc:  # noqa: BLE001 - a report must never fail the report

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import docker.errors
 
 from .engine import is_local
-from .errors import DockernetError, ServiceStartError, hide_frames_of_own_errors
+from .errors import DockernetError, ServiceNotReadyError, ServiceStartError, hide_frames_of_own_errors
 
 if TYPE_CHECKING:
     from .service import Service
@@ -47,10 +47,6 @@ LOG_LINES = 20
 # How long a connection through a published port must stay open, silent, to show a real
 # listener: Docker's proxy closes one within milliseconds when nothing listens behind it.
 PROXY_GRACE_SECONDS = 0.3
-
-
-class ServiceNotReadyError(DockernetError):
-    """A service did not become ready within its wait's timeout."""
 
 
 @dataclass
@@ -186,7 +182,7 @@ def healthy(*, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTER
         if health is None:
             raise ServiceNotReadyError(
                 f"service {service.name} has no HEALTHCHECK to wait for: give the image one,"
-                " or pass healthcheck={...} to run(), or wait on something else"
+                " or pass healthcheck={...} to run(), or wait on something else",
             )
         return bool(health.get("Status") == "healthy")
 
@@ -240,7 +236,8 @@ def _poll(service: Service, strategy: Strategy) -> None:
         if waited >= strategy.timeout:
             raise ServiceNotReadyError(
                 f"service {service.name} (image {service.image!r}) was not ready after {waited:.1f} s"
-                f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}"
+                f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}",
+                service.name,
             )
         time.sleep(min(delay, max(0.0, strategy.timeout - waited)))
         delay = min(delay * 1.5, strategy.max_interval)

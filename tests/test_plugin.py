@@ -642,3 +642,25 @@ def test_help_names_the_environment_and_ini_twins_and_ini_values_are_typed(suite
     bad.stderr.fnmatch_lines(
         ["ERROR: pytest-dockernet: ini option dockernet_log_lines: *lots*; expected a whole number*"]
     )
+
+
+def test_a_readiness_time_out_shows_the_logs_once_and_errors_read_well_in_one_line(suite):
+    suite.makepyfile(
+        """
+        from conftest import IMAGE
+        from pytest_dockernet import wait
+
+        def test_slow(docker_network):
+            docker_network.run(IMAGE, ["sh", "-c", "echo booting-$((40+2)); sleep 300"], wait=wait.port(9999, timeout=1))
+
+        def test_bad_image(docker_network):
+            docker_network.run("127.0.0.1:9/nothing:0", ["true"])
+        """
+    )
+    result = suite.runpytest_subprocess("-rA")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert output.count("booting-42") == 1, "in the message, not again in the report"
+    result.stdout.fnmatch_lines(
+        ["FAILED test_*::test_bad_image - pytest_dockernet.ImageUnavailableError: image*"]
+    )
