@@ -646,7 +646,7 @@ def test_help_names_the_environment_and_ini_twins_and_ini_values_are_typed(suite
 
 def test_a_readiness_time_out_shows_the_logs_once_and_errors_read_well_in_one_line(suite):
     suite.makepyfile(
-        """
+        test_x="""
         from conftest import IMAGE
         from pytest_dockernet import wait
 
