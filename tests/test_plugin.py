@@ -661,6 +661,7 @@ def test_a_readiness_time_out_shows_the_logs_once_and_errors_read_well_in_one_li
     result.assert_outcomes(failed=2)
     output = result.stdout.str()
     assert output.count("booting-42") == 1, "in the message, not again in the report"
+    # 80 columns, as pytester's terminal: the error's name fits, and starts the line's message.
     result.stdout.fnmatch_lines(
-        ["FAILED test_*::test_bad_image - pytest_dockernet.ImageUnavailableError: image*"]
+        ["FAILED test_x.py::test_bad_image - pytest_dockernet.ImageUnavailableError*"]
     )
