@@ -1,15 +1,25 @@
-"""Connecting to the Docker engine, with one clear sentence when none answers."""
+"""Connecting to the Docker engine, with one clear sentence when none answers.
+
+The engine is found as the docker CLI finds it: ``DOCKER_HOST``, else the Docker context
+named by ``DOCKER_CONTEXT``, else the current context of ``docker context use`` (Docker
+Desktop, colima and rootless setups live there), else the local socket.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import docker
 import docker.errors
 import requests
+from docker.utils import parse_host
 
 from .errors import EngineUnavailableError
 
@@ -22,8 +32,55 @@ HOW_TO_START = (
 
 
 def endpoint() -> str:
-    """The endpoint ``docker.from_env()`` will try: ``$DOCKER_HOST`` or the local socket."""
-    return os.environ.get("DOCKER_HOST") or DEFAULT_ENDPOINT
+    """The endpoint the plugin uses: ``$DOCKER_HOST``, the Docker context's, or the local socket."""
+    if os.environ.get("DOCKER_HOST"):
+        return os.environ["DOCKER_HOST"]
+    context = _context()
+    return context[0] if context else DEFAULT_ENDPOINT
+
+
+def _context() -> tuple[str, Any] | None:
+    """The host and TLS settings of the Docker context in use, unless it is the default one."""
+    name = os.environ.get("DOCKER_CONTEXT") or None
+    try:
+        context = docker.ContextAPI.get_context(name)
+    except docker.errors.DockerException as exc:
+        raise EngineUnavailableError(f"cannot read Docker context {name or '(current)'}: {exc}") from None
+    if context is None and name:
+        host = _context_host_from_meta(name)
+        if host is None:
+            raise EngineUnavailableError(
+                f"Docker context {name!r} (DOCKER_CONTEXT) does not exist; 'docker context ls' lists them"
+            )
+        return host, None
+    if context is None:
+        return None
+    if context.Name == "default" or not context.Host:
+        return None
+    return str(context.Host), context.TLSConfig
+
+
+def _context_host_from_meta(name: str) -> str | None:
+    # docker-py looks for contexts beside config.json and finds none when that file does not
+    # exist, though the docker CLI writes contexts without it: read the context's endpoint
+    # where the CLI keeps it (contexts with TLS material still need docker-py to find them).
+    config = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    meta = config / "contexts" / "meta" / hashlib.sha256(name.encode()).hexdigest() / "meta.json"
+    try:
+        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(host) if host else None
+
+
+def client(timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
+    """A client for the engine the plugin uses (see the module's note); nothing is called yet."""
+    if not os.environ.get("DOCKER_HOST"):
+        context = _context()
+        if context is not None:
+            host, tls = context
+            return docker.DockerClient(base_url=host, tls=tls, timeout=timeout)  # type: ignore[arg-type]
+    return docker.from_env(timeout=timeout)  # type: ignore[arg-type]  # requests takes floats
 
 
 def is_local() -> bool:
@@ -35,7 +92,8 @@ def engine_host() -> str:
     """Where the engine's published ports are reachable from here."""
     if is_local():
         return "127.0.0.1"
-    return urlsplit(endpoint().replace("tcp://", "http://", 1)).hostname or "127.0.0.1"
+    # docker-py's own reading of DOCKER_HOST forms (tcp://, ssh://, host:port, ...).
+    return str(urlsplit(parse_host(endpoint())).hostname or "127.0.0.1")
 
 
 def connect(timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
@@ -45,13 +103,15 @@ def connect(timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
     engine, instead of the connection library's traceback.
     """
     try:
-        client = docker.from_env(timeout=timeout)  # type: ignore[arg-type]  # requests takes floats
-        client.ping()
+        engine = client(timeout)
+        engine.ping()
+    except EngineUnavailableError:
+        raise
     except Exception as exc:  # noqa: BLE001 - docker, requests and urllib3 errors vary by transport
         raise EngineUnavailableError(
             f"no Docker engine answers at {endpoint()} ({readable_reason(exc)}); {HOW_TO_START}"
         ) from None
-    return client
+    return engine
 
 
 def readable_reason(exc: BaseException) -> str:

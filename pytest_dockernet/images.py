@@ -18,6 +18,7 @@ import docker
 import docker.errors
 import filelock
 from docker.utils import parse_repository_tag
+from docker.utils.build import exclude_paths
 
 from .engine import engine_key
 from .errors import ImageUnavailableError, hide_frames_of_own_errors
@@ -77,10 +78,19 @@ CONTEXT_LABEL = "pytest-dockernet.context-sha256"
 
 
 def context_digest(directory: Path) -> str:
-    """A digest of every file's path and content under a build context."""
+    """A digest of every file's path and content that a build of ``directory`` sends.
+
+    Files ``.dockerignore`` excludes are left out, with docker-py's own reading of it (the
+    one its builds use), so touching an ignored file does not rebuild the image.
+    """
+    ignore = directory / ".dockerignore"
+    patterns = ignore.read_text().splitlines() if ignore.is_file() else []
+    patterns = [line.strip() for line in patterns if line.strip() and not line.lstrip().startswith("#")]
     digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in sorted(exclude_paths(str(directory), patterns)):
+        path = directory / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

@@ -306,9 +306,18 @@ def _report(failures: list[CleanupFailure]) -> None:
 def docker_client(pytestconfig: pytest.Config) -> Iterator[docker.DockerClient]:
     """A ``docker.DockerClient`` from the environment (``DOCKER_HOST`` and friends)."""
     __tracebackhide__ = True
-    client = _attempt(lambda: engine.connect(timeout=_state(pytestconfig).settings.engine_timeout))
-    yield client
-    client.close()
+    settings = _state(pytestconfig).settings
+    try:
+        client = engine.connect(timeout=settings.engine_timeout)
+    except DockernetError as exc:
+        error = exc
+    else:
+        yield client
+        client.close()
+        return
+    if settings.skip_without_engine:
+        pytest.skip(f"needs a Docker engine: {error}")
+    _fail(error)
 
 
 @pytest.fixture(scope="session")

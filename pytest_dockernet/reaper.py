@@ -35,6 +35,7 @@ from typing import TypeVar
 import docker
 import filelock
 
+from . import engine
 from .cleanup import find_labelled
 from .locks import acquire
 from .naming import LABEL_HOST, this_host
@@ -238,9 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s reaper {args.run}: %(message)s")
     run_dir = RunDir(args.state_dir, args.run) if args.state_dir is not None else None
     root = ProcessRef(args.root_pid, parse_start(args.root_start))
-    reaper = Reaper(
-        lambda: docker.from_env(timeout=ENGINE_TIMEOUT), args.run, root, run_dir, patience=args.patience
-    )
+    reaper = Reaper(lambda: engine.client(ENGINE_TIMEOUT), args.run, root, run_dir, patience=args.patience)
     try:
         reaper.watch()
     except BaseException:

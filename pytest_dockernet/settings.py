@@ -43,6 +43,8 @@ HELP = {
     f" comma-separate for several (default: {', '.join(map(str, DEFAULT_POOLS6))})",
     "hermetic": "make every network hermetic by default: names its DNS does not know fail instead of"
     " being forwarded to the host's resolvers (default: off)",
+    "skip_without_engine": "skip, instead of failing, the tests that need a Docker engine when none"
+    " answers, with the reason in the skip message (default: off)",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
@@ -70,6 +72,7 @@ OPTIONS = (
     Option("keep", None, "bool", BOOL_WORDS),
     Option("hermetic", None, "bool", BOOL_WORDS),
     Option("sweep", None, "bool", BOOL_WORDS),
+    Option("skip_without_engine", None, "bool", BOOL_WORDS),
     Option("lock_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("engine_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("log_lines", "N", "int", "a whole number of lines, 0 or more"),
@@ -100,6 +103,7 @@ class Settings:
     labels: tuple[tuple[str, str], ...] = ()
     pools6: tuple[IPv6Network, ...] = DEFAULT_POOLS6
     hermetic: bool = False
+    skip_without_engine: bool = False
 
 
 def option_name(key: str) -> str:
@@ -216,7 +220,7 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         except ValueError as exc:
             raise SettingsError(f"{sources['pool6']}: {exc}") from None
         settings = replace(settings, pools6=pools6)
-    for flag in ("keep", "sweep", "hermetic"):
+    for flag in ("keep", "sweep", "hermetic", "skip_without_engine"):
         if flag in values:
             flags[flag] = _convert(values[flag], sources[flag], _to_bool, BOOL_WORDS)
     settings = replace(settings, **flags)

@@ -665,3 +665,46 @@ def test_a_readiness_time_out_shows_the_logs_once_and_errors_read_well_in_one_li
     result.stdout.fnmatch_lines(
         ["FAILED test_x.py::test_bad_image - pytest_dockernet.ImageUnavailableError*"]
     )
+
+
+@pytest.mark.parametrize(
+    "how", [["--dockernet-skip-without-engine"], ["-o", "dockernet_skip_without_engine=true"]]
+)
+def test_tests_that_need_an_engine_can_be_skipped_where_none_answers(suite, monkeypatch, how):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    suite.makepyfile(
+        """
+        def test_needs_docker(docker_network): pass
+        def test_plain(): pass
+        """
+    )
+    result = suite.runpytest_subprocess("-rs", *how)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(
+        ["SKIPPED * needs a Docker engine: no Docker engine answers at unix:///nonexistent/docker.sock*"]
+    )
+
+
+def test_the_docker_context_in_use_is_honoured(suite, monkeypatch, tmp_path):
+    # A Docker CLI context (written by the docker CLI itself) pointing at a socket where no
+    # engine answers: the plugin must try that socket, not the default one.
+    config = tmp_path / "docker-config"
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    subprocess.run(
+        ["docker", "context", "create", "elsewhere", "--docker", "host=unix:///nonexistent/context.sock"],
+        check=True,
+        capture_output=True,
+    )
+    suite.makepyfile("def test_needs_docker(docker_network): pass")
+    monkeypatch.setenv("DOCKER_CONTEXT", "elsewhere")
+    result = suite.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no Docker engine answers at unix:///nonexistent/context.sock*"])
+    monkeypatch.setenv("DOCKER_CONTEXT", "nosuch")
+    result = suite.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["*Docker context 'nosuch' (DOCKER_CONTEXT) does not exist*"])
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    subprocess.run(["docker", "context", "use", "elsewhere"], check=True, capture_output=True)
+    result = suite.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["*no Docker engine answers at unix:///nonexistent/context.sock*"])
