@@ -30,6 +30,7 @@ from .naming import RunIdentity, new_run_id
 from .network import Network
 from .partition import partition
 from .service import ExecResult, Service
+from .volumes import Volume, VolumeError
 
 
 def __getattr__(name: str) -> Any:
@@ -63,6 +64,8 @@ __all__ = [
     "ServiceError",
     "ServiceNotReadyError",
     "ServiceStartError",
+    "Volume",
+    "VolumeError",
     "__version__",
     "new_run_id",
     "partition",

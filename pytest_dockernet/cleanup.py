@@ -33,7 +33,7 @@ class CleanupFailure:
     """A container or network that could not be removed, with the engine's reason."""
 
     kind: str
-    """``"container"`` or ``"network"``."""
+    """``"container"``, ``"network"`` or ``"volume"``."""
     id: str
     name: str
     message: str
@@ -60,6 +60,29 @@ def find_labelled(
         labels.append(f"{LABEL_PID}={pid}")
     filters = {"label": labels}
     return client.api.containers(all=True, filters=filters), client.api.networks(filters=filters)
+
+
+def find_labelled_volumes(
+    client: docker.DockerClient, run: str | None = None, pid: int | None = None
+) -> list[dict[str, Any]]:
+    """The named volumes labelled by the plugin (of one ``run``, made by ``pid``)."""
+    labels = [LABEL_RUN if run is None else f"{LABEL_RUN}={run}"]
+    if pid is not None:
+        labels.append(f"{LABEL_PID}={pid}")
+    found = client.api.volumes(filters={"label": labels}).get("Volumes") or []
+    return [dict(volume) for volume in found]
+
+
+def remove_volume(client: docker.DockerClient, name: str) -> CleanupFailure | None:
+    """Remove one named volume; one still used by a container is a failure to report."""
+    try:
+        client.api.remove_volume(name)
+    except docker.errors.NotFound:
+        return None
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, none may escape
+        return CleanupFailure("volume", name, name, _reason(exc))
+    log.debug("removed volume %s", name)
+    return None
 
 
 def remove_container(client: docker.DockerClient, container_id: str, name: str) -> CleanupFailure | None:

@@ -46,9 +46,9 @@ def age(created: datetime | None, now: datetime | None = None) -> str:
 
 def list_runs(infos: Sequence[RunInfo], out: TextIO, verbose: bool) -> None:
     if not infos:
-        out.write("no networks or containers labelled by pytest-dockernet\n")
+        out.write("no networks, containers or volumes labelled by pytest-dockernet\n")
         return
-    rows = [("RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS")]
+    rows = [("RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS", "VOLUMES")]
     for info in infos:
         pids = ",".join(str(p) for p in sorted(info.pids)) or "-"
         host = ",".join(sorted(info.hosts)) or "-"
@@ -61,6 +61,7 @@ def list_runs(infos: Sequence[RunInfo], out: TextIO, verbose: bool) -> None:
                 pids,
                 str(len(info.networks)),
                 str(len(info.containers)),
+                str(len(info.volumes)),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -79,6 +80,8 @@ def list_runs(infos: Sequence[RunInfo], out: TextIO, verbose: bool) -> None:
                     f"  {container.get('State', '?')}  worker={labels.get(LABEL_WORKER, '?')}"
                     f" host={labels.get(LABEL_HOST, '?')}\n"
                 )
+            for volume in info.volumes:
+                out.write(f"    volume     {volume['Name']}\n")
 
 
 def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> list[RunInfo] | None:
@@ -127,9 +130,11 @@ def prune(client: docker.DockerClient, args: argparse.Namespace, out: TextIO, er
         return EXIT_OK
     networks = sum(len(info.networks) for info in chosen)
     containers = sum(len(info.containers) for info in chosen)
-    summary = (
-        f"{plural(networks, 'network')} and {plural(containers, 'container')} of {plural(len(chosen), 'run')}"
-    )
+    volumes = sum(len(info.volumes) for info in chosen)
+    kinds = f"{plural(networks, 'network')} and {plural(containers, 'container')}"
+    if volumes:
+        kinds = f"{plural(networks, 'network')}, {plural(containers, 'container')} and {plural(volumes, 'volume')}"
+    summary = f"{kinds} of {plural(len(chosen), 'run')}"
     if args.dry_run:
         out.write(f"would remove {summary}:\n")
         list_runs(chosen, out, verbose=True)

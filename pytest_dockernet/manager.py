@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -19,10 +20,13 @@ from .naming import Labels, RunIdentity
 from .network import Network
 from .statedir import default_state_dir, ensure_private_dir, lock_path
 from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_POOLS6, DEFAULT_SUBNET_SIZE, SubnetAllocator
+from .volumes import Volume
 
 # Background removals at once: the engine serializes network removals anyway, while two
 # threads let one test's containers go while another's network does.
 TEARDOWN_THREADS = 2
+# How long a volume still used by a container being removed is waited for.
+VOLUME_IN_USE_SECONDS = 30.0
 
 
 @dataclass
@@ -35,6 +39,9 @@ class Tally:
     containers_removed: int = 0
     kept: list[str] = field(default_factory=list)
     kept_containers: int = 0
+    volumes_created: int = 0
+    volumes_removed: int = 0
+    kept_volumes: int = 0
     failures: list[CleanupFailure] = field(default_factory=list)
     swept_runs: list[str] = field(default_factory=list)
     swept: int = 0
@@ -48,6 +55,9 @@ class Tally:
         self.containers_removed += other.containers_removed
         self.kept.extend(other.kept)
         self.kept_containers += other.kept_containers
+        self.volumes_created += other.volumes_created
+        self.volumes_removed += other.volumes_removed
+        self.kept_volumes += other.kept_volumes
         self.failures.extend(other.failures)
         self.swept_runs.extend(other.swept_runs)
         self.swept += other.swept
@@ -85,6 +95,7 @@ class NetworkManager:
         self.tally = Tally()
         self._alive: list[Network] = []
         self._lock = threading.Lock()
+        self._volumes: list[Volume] = []
         self._teardown: ThreadPoolExecutor | None = None
         self._pending: list[Future[list[CleanupFailure]]] = []
 
@@ -158,6 +169,67 @@ class NetworkManager:
             self.tally.networks_created += 1
         return network
 
+    def create_volume(
+        self,
+        *,
+        test: str | None = None,
+        labels: Labels | None = None,
+        driver: str = "local",
+        driver_opts: dict[str, str] | None = None,
+    ) -> Volume:
+        """A new named volume with the run's labels (see :class:`Volume`)."""
+        __tracebackhide__ = hide_frames_of_own_errors
+        volume = Volume.create(
+            self.client, self.identity, test=test, labels=labels, driver=driver, driver_opts=driver_opts
+        )
+        with self._lock:
+            self._volumes.append(volume)
+            self.tally.volumes_created += 1
+        return volume
+
+    def release_volume(self, volume: Volume) -> list[CleanupFailure]:
+        """Remove ``volume`` now (kept with ``--dockernet-keep``), once no container of this
+        process still being removed uses it."""
+        if not self._claim_volume(volume):
+            return []
+        return self._remove_volume(volume)
+
+    def release_volume_later(self, volume: Volume) -> None:
+        """:meth:`release_volume` on the background thread, after the removals queued before it."""
+        if not self._claim_volume(volume):
+            return
+        with self._lock:
+            if self._teardown is None:
+                self._teardown = ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="dockernet-teardown")
+            self._pending.append(self._teardown.submit(self._remove_volume, volume))
+
+    def _claim_volume(self, volume: Volume) -> bool:
+        with self._lock:
+            if volume not in self._volumes:
+                return False
+            self._volumes.remove(volume)
+            if self.identity.keep:
+                self.tally.kept_volumes += 1
+                return False
+        return True
+
+    def _remove_volume(self, volume: Volume) -> list[CleanupFailure]:
+        # A container of the test may still be going (its network's removal runs beside
+        # this one): "in use" is retried while removals of this process are pending.
+        deadline = time.monotonic() + VOLUME_IN_USE_SECONDS
+        while True:
+            failure = volume.remove()
+            if failure is None or "in use" not in failure.message or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        with self._lock:
+            if failure is None:
+                self.tally.volumes_removed += 1
+                return []
+            failure = replace(failure, test=volume.test or "")
+            self.tally.failures.append(failure)
+        return [failure]
+
     def release(self, network: Network) -> list[CleanupFailure]:
         """Remove ``network`` and its services now, or keep them with ``--dockernet-keep``."""
         if not self._claim(network):
@@ -230,6 +302,12 @@ class NetworkManager:
                     break
                 network = self._alive[-1]
             failures.extend(self.release(network))
+        while True:
+            with self._lock:
+                if not self._volumes:
+                    break
+                volume = self._volumes[-1]
+            failures.extend(self.release_volume(volume))
         with self._lock:
             teardown, self._teardown = self._teardown, None
         if teardown is not None:

@@ -174,10 +174,17 @@ class RunIdentity:
 
     def next_network_name(self) -> str:
         """A network name that no other run, worker or call has produced."""
+        return self._next_name("")
+
+    def next_volume_name(self) -> str:
+        """A volume name that no other run, worker or call has produced."""
+        return self._next_name("v")
+
+    def _next_name(self, kind: str) -> str:
         with self._lock:
             number = next(self._counter)
         worker = sanitize_name_part(self.worker, 16)
-        return f"{self.prefix}-{self.run}-{worker}-{number}"
+        return f"{self.prefix}-{self.run}-{worker}-{kind}{number}"
 
     def labels(self, test: str | None = None, extra: Labels | None = None) -> dict[str, str]:
         """The labels every resource of this identity carries (``extra`` cannot override them)."""

@@ -374,6 +374,10 @@ class Network:
                 "Network.run() starts long-running services and always detaches; run a command to"
                 " completion with run_job(), or in a service with Service.exec()"
             )
+        volumes = docker_kwargs.get("volumes")
+        if isinstance(volumes, dict):
+            # Volumes of docker_volume may stand for their names as keys.
+            docker_kwargs["volumes"] = {str(key): value for key, value in volumes.items()}
         ports = docker_kwargs.get("ports")
         if ports and is_local():
             # Publish on loopback only: a test's service has no business on the LAN.

@@ -34,7 +34,8 @@ from .settings import (
     resolve,
 )
 from .statedir import default_state_dir, ensure_private_dir
-from .text import plural
+from .text import joined, plural
+from .volumes import Volume
 
 T = TypeVar("T")
 
@@ -209,21 +210,22 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         )
     if total.sweep_problem:
         write(f"the start-up sweep of dead runs failed: {total.sweep_problem}")
-    write(
-        f"run {run}: created {plural(total.networks_created, 'network')} and"
-        f" {plural(total.containers_created, 'container')}; removed"
-        f" {plural(total.networks_removed, 'network')} and {plural(total.containers_removed, 'container')}"
-    )
-    if total.kept:
-        write(
-            f"kept {plural(len(total.kept), 'network')} and {plural(total.kept_containers, 'container')}"
-            " (--dockernet-keep): " + ", ".join(sorted(total.kept))
-        )
+    created = [plural(total.networks_created, "network"), plural(total.containers_created, "container")]
+    removed = [plural(total.networks_removed, "network"), plural(total.containers_removed, "container")]
+    if total.volumes_created:
+        created.append(plural(total.volumes_created, "volume"))
+        removed.append(plural(total.volumes_removed, "volume"))
+    write(f"run {run}: created {joined(created)}; removed {joined(removed)}")
+    if total.kept or total.kept_volumes:
+        kept = [plural(len(total.kept), "network"), plural(total.kept_containers, "container")]
+        if total.kept_volumes:
+            kept.append(plural(total.kept_volumes, "volume"))
+        write(f"kept {joined(kept)} (--dockernet-keep): " + ", ".join(sorted(total.kept)))
     if total.failures:
         write(f"left behind {plural(len(total.failures), 'resource')} that could not be removed:")
         for failure in total.failures:
             write(f"  {failure}")
-    if total.kept or total.failures:
+    if total.kept or total.kept_volumes or total.failures:
         write("remove them with:")
         write(f"  {removal_command(run)}")
     if not state.settings.keep:
@@ -458,6 +460,38 @@ def docker_build(docker_client: docker.DockerClient) -> Callable[[str | os.PathL
         return tag
 
     return build
+
+
+VolumeFactory = Callable[..., Volume]
+
+
+@pytest.fixture
+def docker_volume(
+    dockernet_manager: NetworkManager, request: pytest.FixtureRequest
+) -> Iterator[VolumeFactory]:
+    """A callable that makes a named volume each call, labelled with the run; removed at test end.
+
+    Takes ``labels``, ``driver`` (default ``local``) and ``driver_opts``. Mount one with
+    ``volumes={volume: {"bind": "/data", "mode": "rw"}}`` or ``volumes=[volume.mount("/data")]``.
+    """
+    made: list[Volume] = []
+
+    def make(
+        *, labels: Labels | None = None, driver: str = "local", driver_opts: dict[str, str] | None = None
+    ) -> Volume:
+        __tracebackhide__ = True
+        volume = _attempt(
+            lambda: dockernet_manager.create_volume(
+                test=request.node.nodeid, labels=labels, driver=driver, driver_opts=driver_opts
+            )
+        )
+        made.append(volume)
+        return volume
+
+    yield make
+    for volume in reversed(made):
+        dockernet_manager.release_volume_later(volume)
+    _report(dockernet_manager.collect())
 
 
 NetworkFactory = Callable[..., Network]

@@ -18,7 +18,14 @@ from typing import Any
 import docker
 import filelock
 
-from .cleanup import CleanupFailure, find_labelled, remove_containers, remove_network
+from .cleanup import (
+    CleanupFailure,
+    find_labelled,
+    find_labelled_volumes,
+    remove_containers,
+    remove_network,
+    remove_volume,
+)
 from .naming import (
     LABEL_HOST,
     LABEL_KEEP,
@@ -52,9 +59,10 @@ class RunInfo:
     run: str
     containers: list[dict[str, Any]] = field(default_factory=list)
     networks: list[dict[str, Any]] = field(default_factory=list)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
 
     def _labels(self) -> Iterable[dict[str, str]]:
-        for item in self.containers + self.networks:
+        for item in self.containers + self.networks + self.volumes:
             yield item.get("Labels") or {}
 
     @property
@@ -93,17 +101,18 @@ class RunInfo:
         """When its oldest resource was created."""
         stamps = [c["Created"] for c in self.containers if isinstance(c.get("Created"), int)]
         times = [datetime.fromtimestamp(stamp, timezone.utc) for stamp in stamps]
-        for network in self.networks:
-            parsed = _parse_time(network.get("Created", ""))
+        for item in self.networks + self.volumes:
+            parsed = _parse_time(item.get("Created") or item.get("CreatedAt") or "")
             if parsed:
                 times.append(parsed)
         return min(times) if times else None
 
 
 def _parse_time(text: str) -> datetime | None:
-    # Docker writes RFC 3339 with nanoseconds: 2026-11-22T14:55:26.123456789Z
+    # Docker writes RFC 3339, for networks with nanoseconds (2026-11-22T14:55:26.123456789Z),
+    # for volumes without (2026-11-22T14:55:26Z).
     try:
-        head, _, rest = text.partition(".")
+        head, _, rest = text.removesuffix("Z").partition(".")
         zone = rest[rest.find("+") :] if "+" in rest else "+00:00"
         return datetime.fromisoformat(head + zone)
     except ValueError:
@@ -120,13 +129,16 @@ def inventory(client: docker.DockerClient, run: str | None = None) -> list[RunIn
     for network in networks:
         key = (network.get("Labels") or {}).get(LABEL_RUN, "")
         runs.setdefault(key, RunInfo(key)).networks.append(network)
+    for volume in find_labelled_volumes(client, run):
+        key = (volume.get("Labels") or {}).get(LABEL_RUN, "")
+        runs.setdefault(key, RunInfo(key)).volumes.append(volume)
     return sorted(runs.values(), key=lambda info: info.created or datetime.min.replace(tzinfo=timezone.utc))
 
 
 def remove_run(
     client: docker.DockerClient, run: str, pid: int | None = None
 ) -> tuple[int, list[CleanupFailure]]:
-    """Remove a run's containers, then its networks (only those made by ``pid``, if given).
+    """Remove a run's containers, then its networks and volumes (only ``pid``'s, if given).
 
     Returns how many resources went, and what could not be removed.
     """
@@ -136,7 +148,12 @@ def remove_run(
         failure = remove_network(client, network["Id"], network["Name"])
         if failure:
             failures.append(failure)
-    return len(containers) + len(networks) - len(failures), failures
+    volumes = find_labelled_volumes(client, run, pid)
+    for volume in volumes:
+        failure = remove_volume(client, volume["Name"])
+        if failure:
+            failures.append(failure)
+    return len(containers) + len(networks) + len(volumes) - len(failures), failures
 
 
 @dataclass

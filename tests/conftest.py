@@ -71,16 +71,18 @@ def core_identity(worker: str = "core") -> RunIdentity:
     return RunIdentity(run=new_run_id(), worker=worker, extra_labels=dict(SUITE_LABELS))
 
 
-def suite_resources(client: docker.DockerClient) -> tuple[list[dict], list[dict]]:
-    """The containers and networks this suite made that are still on the engine: those with
-    its label, and those with its host name (core scripts the suite runs carry no label)."""
+def suite_resources(client: docker.DockerClient) -> tuple[list[dict], list[dict], list[dict]]:
+    """The containers, networks and volumes this suite made that are still on the engine: those
+    with its label, and those with its host name (core scripts the suite runs carry no label)."""
     containers: dict[str, dict] = {}
     networks: dict[str, dict] = {}
+    volumes: dict[str, dict] = {}
     for label in (f"{SUITE_LABEL_KEY}={SUITE_ID}", f"{LABEL_HOST}={SUITE_HOST}"):
         filters = {"label": [label]}
         containers.update((c["Id"], c) for c in client.api.containers(all=True, filters=filters))
         networks.update((n["Id"], n) for n in client.api.networks(filters=filters))
-    return list(containers.values()), list(networks.values())
+        volumes.update((v["Name"], v) for v in client.api.volumes(filters=filters).get("Volumes") or [])
+    return list(containers.values()), list(networks.values()), list(volumes.values())
 
 
 # For a suite that pytester runs: removing a container named *stuck fails.
@@ -116,11 +118,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     try:
         client = docker.from_env()
-        containers, networks = suite_resources(client)
+        containers, networks, volumes = suite_resources(client)
     except docker.errors.DockerException:
         return
-    if containers or networks:
-        names = [c["Names"][0] for c in containers] + [n["Name"] for n in networks]
+    if containers or networks or volumes:
+        names = (
+            [c["Names"][0] for c in containers] + [n["Name"] for n in networks] + [v["Name"] for v in volumes]
+        )
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
             reporter.write_line(

@@ -52,12 +52,12 @@ def test_ls_groups_by_run_with_state(runs):
     code, out, _ = run_cli("ls")
     assert code == EXIT_OK
     header, *rows = out.splitlines()
-    assert header.split() == ["RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS"]
+    assert header.split() == ["RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS", "VOLUMES"]
     by_run = {row.split()[0]: row.split() for row in rows}
     assert by_run[dead][1] == "dead"
     assert by_run[alive][1] == "alive"
     assert by_run[alive][4] == str(os.getpid())
-    assert by_run[dead][5:] == ["1", "1"]
+    assert by_run[dead][5:] == ["1", "1", "0"]
     code, out, _ = run_cli("ls", "--run", dead, "-v")
     assert f"network    fake-{dead}" in out
     assert f"container  fake-{dead}" in out
