@@ -175,7 +175,7 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
     assert len(containers) == 3, "the service, the job and the declarative service: all kept"
     assert len(networks) == 2
     assert all(item["Labels"][LABEL_KEEP] == "1" for item in containers + networks)
-    assert listed.stdout.splitlines()[1].split()[5:] == ["2", "3"]
+    assert listed.stdout.splitlines()[1].split()[5:] == ["2", "3", "0"]
     command = result.stdout.lines[result.stdout.lines.index("remove them with:") + 1].strip()
     assert command == f"pytest-dockernet prune --run {run}"
     subprocess.run(command, shell=True, check=True, capture_output=True, env=with_venv_path())
