@@ -12,6 +12,7 @@ import logging
 import os
 import subprocess
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
@@ -188,14 +189,31 @@ def import_busybox(
             f"cannot build {reference!r}: no busybox binary found at {', '.join(BUSYBOX_PATHS)}"
             " (on Debian: apt-get install busybox-static)"
         )
+    return import_rootfs(
+        client, reference, lambda: busybox_rootfs(path), ["ENV PATH=/bin", 'CMD ["sh"]'], state_dir=state_dir
+    )
+
+
+def import_rootfs(
+    client: docker.DockerClient,
+    reference: str,
+    rootfs: Callable[[], bytes],
+    changes: list[str],
+    *,
+    state_dir: Path | None = None,
+) -> str:
+    """Import the root filesystem tar that ``rootfs()`` makes as ``reference``, once per engine.
+
+    ``docker import`` under the image lock: xdist workers and concurrent runs import it
+    once. ``changes`` are Dockerfile instructions (``ENV``, ``CMD``...). Returns ``reference``.
+    """
+    if image_present(client, reference):
+        return reference
     with _locked(_image_lock(client, state_dir)):
         if not image_present(client, reference):
             repository, tag = parse_repository_tag(reference)
             client.api.import_image_from_data(
-                busybox_rootfs(path),
-                repository=repository,
-                tag=tag or "latest",
-                changes=["ENV PATH=/bin", 'CMD ["sh"]'],
+                rootfs(), repository=repository, tag=tag or "latest", changes=changes
             )
-            log.info("built image %s from %s", reference, path)
+            log.info("imported image %s", reference)
     return reference

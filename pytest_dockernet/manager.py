@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
@@ -196,12 +196,8 @@ class NetworkManager:
 
     def release_volume_later(self, volume: Volume) -> None:
         """:meth:`release_volume` on the background thread, after the removals queued before it."""
-        if not self._claim_volume(volume):
-            return
-        with self._lock:
-            if self._teardown is None:
-                self._teardown = ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="dockernet-teardown")
-            self._pending.append(self._teardown.submit(self._remove_volume, volume))
+        if self._claim_volume(volume):
+            self._in_background(lambda: self._remove_volume(volume))
 
     def _claim_volume(self, volume: Volume) -> bool:
         with self._lock:
@@ -243,12 +239,14 @@ class NetworkManager:
         :meth:`collect` gathers what could not be removed so far; :meth:`drain` waits for
         every pending removal. A process that dies meanwhile leaves the rest to the reaper.
         """
-        if not self._claim(network):
-            return
+        if self._claim(network):
+            self._in_background(lambda: self._remove(network))
+
+    def _in_background(self, removal: Callable[[], list[CleanupFailure]]) -> None:
         with self._lock:
             if self._teardown is None:
                 self._teardown = ThreadPoolExecutor(TEARDOWN_THREADS, thread_name_prefix="dockernet-teardown")
-            self._pending.append(self._teardown.submit(self._remove, network))
+            self._pending.append(self._teardown.submit(removal))
 
     @property
     def pending(self) -> int:

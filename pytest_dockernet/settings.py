@@ -204,22 +204,18 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         if problem:
             raise SettingsError(f"{sources['prefix']}: prefix {prefix!r} {problem}")
         settings = replace(settings, prefix=prefix)
-    if "pool" in values:
-        try:
-            pools = parse_pools(_to_pool_list(values["pool"]))
-        except ValueError as exc:
-            raise SettingsError(f"{sources['pool']}: {exc}") from None
-        settings = replace(settings, pools=pools)
+    for key, field_name, parse in (("pool", "pools", parse_pools), ("pool6", "pools6", parse_pools6)):
+        if key in values:
+            try:
+                parsed = parse(_to_pool_list(values[key]))
+            except ValueError as exc:
+                raise SettingsError(f"{sources[key]}: {exc}") from None
+            parsed_pools: dict[str, Any] = {field_name: parsed}
+            settings = replace(settings, **parsed_pools)
     if "subnet_size" in values:
         size = _convert(values["subnet_size"], sources["subnet_size"], int, EXPECTED["subnet_size"])
         settings = replace(settings, subnet_size=size)
     flags: dict[str, Any] = {}
-    if "pool6" in values:
-        try:
-            pools6 = parse_pools6(_to_pool_list(values["pool6"]))
-        except ValueError as exc:
-            raise SettingsError(f"{sources['pool6']}: {exc}") from None
-        settings = replace(settings, pools6=pools6)
     for flag in ("keep", "sweep", "hermetic", "skip_without_engine"):
         if flag in values:
             flags[flag] = _convert(values[flag], sources[flag], _to_bool, BOOL_WORDS)

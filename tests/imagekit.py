@@ -15,9 +15,8 @@ import tarfile
 
 import docker
 import pytest
-from docker.utils import parse_repository_tag
 
-from pytest_dockernet.images import _image_lock, _locked, busybox_rootfs, find_static_busybox, image_present
+from pytest_dockernet.images import busybox_rootfs, find_static_busybox, import_rootfs
 
 REDIS_IMAGE = "dockernet-test/redis:1"
 REDIS_COMMAND = [
@@ -61,18 +60,7 @@ def rootfs_with(binaries: list[str]) -> bytes:
 
 def import_with(client: docker.DockerClient, reference: str, binaries: list[str]) -> str:
     """``reference``: busybox plus ``binaries``, imported once per engine."""
-    if image_present(client, reference):
-        return reference
-    with _locked(_image_lock(client, None)):
-        if not image_present(client, reference):
-            repository, tag = parse_repository_tag(reference)
-            client.api.import_image_from_data(
-                rootfs_with(binaries),
-                repository=repository,
-                tag=tag or "latest",
-                changes=["ENV PATH=/bin:/usr/bin"],
-            )
-    return reference
+    return import_rootfs(client, reference, lambda: rootfs_with(binaries), ["ENV PATH=/bin:/usr/bin"])
 
 
 def redis_image(client: docker.DockerClient) -> str:
