@@ -8,6 +8,7 @@ the plugin's image lock (xdist workers and concurrent runs import it once).
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from pytest_dockernet.images import busybox_rootfs, find_static_busybox, import_rootfs
 
-REDIS_IMAGE = "dockernet-test/redis:1"
+REDIS_IMAGE = "dockernet-test/redis:2"
 REDIS_COMMAND = [
     "redis-server",
     "--port",
@@ -58,9 +59,12 @@ def rootfs_with(binaries: list[str]) -> bytes:
     return out.getvalue()
 
 
-def import_with(client: docker.DockerClient, reference: str, binaries: list[str]) -> str:
-    """``reference``: busybox plus ``binaries``, imported once per engine."""
-    return import_rootfs(client, reference, lambda: rootfs_with(binaries), ["ENV PATH=/bin:/usr/bin"])
+def import_with(
+    client: docker.DockerClient, reference: str, binaries: list[str], command: list[str] | None = None
+) -> str:
+    """``reference``: busybox plus ``binaries``, imported once per engine, running ``command``."""
+    changes = ["ENV PATH=/bin:/usr/bin"] + ([f"CMD {json.dumps(command)}"] if command else [])
+    return import_rootfs(client, reference, lambda: rootfs_with(binaries), changes)
 
 
 def redis_image(client: docker.DockerClient) -> str:
@@ -68,4 +72,4 @@ def redis_image(client: docker.DockerClient) -> str:
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed here (Debian: apt-get install redis-server)")
-    return import_with(client, REDIS_IMAGE, [str(server)])
+    return import_with(client, REDIS_IMAGE, [str(server)], REDIS_COMMAND)

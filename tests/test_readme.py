@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_IMAGE
+from imagekit import REDIS_IMAGE, redis_image
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 BLOCK = re.compile(r"\.\. code-block:: python\n\n((?:(?:[ ]{4,}.*)?\n)+)")
@@ -21,7 +22,7 @@ def python_blocks() -> list[str]:
         lines = match.group(1).splitlines()
         indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
         code = "\n".join(line[indent:] for line in lines)
-        blocks.append(code.replace("busybox:stable", TEST_IMAGE))
+        blocks.append(code.replace("busybox:stable", TEST_IMAGE).replace('"redis:7"', repr(REDIS_IMAGE)))
     return blocks
 
 
@@ -34,7 +35,8 @@ def test_the_readme_has_examples():
     assert len(SCRIPT_BLOCKS) >= 1
 
 
-def test_readme_test_examples_pass(pytester: pytest.Pytester, image: str) -> None:
+def test_readme_test_examples_pass(pytester: pytest.Pytester, image: str, docker_client) -> None:
+    redis_image(docker_client)  # the README's redis:7, made from Debian's redis-server
     for number, block in enumerate(TEST_BLOCKS):
         pytester.makepyfile(**{f"test_readme_{number}": block})
     result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2")
