@@ -8,6 +8,7 @@ __version__ = "0.2.0.dev0"
 
 from . import wait
 from .cleanup import CleanupFailure
+from .compose import ComposeError, ComposeStack
 from .errors import (
     CleanupWarning,
     DockernetError,
@@ -35,16 +36,18 @@ from .volumes import Volume, VolumeError
 
 def __getattr__(name: str) -> Any:
     # service_fixture needs pytest; the core does not, so it is imported on first use.
-    if name == "service_fixture":
-        from .fixtures import service_fixture
+    if name in ("service_fixture", "compose_fixture"):
+        from . import fixtures
 
-        return service_fixture
+        return getattr(fixtures, name)
     raise AttributeError(f"module 'pytest_dockernet' has no attribute {name!r}")
 
 
 __all__ = [
     "CleanupFailure",
     "CleanupWarning",
+    "ComposeError",
+    "ComposeStack",
     "DockernetError",
     "DockernetWarning",
     "EngineUnavailableError",
@@ -67,6 +70,7 @@ __all__ = [
     "Volume",
     "VolumeError",
     "__version__",
+    "compose_fixture",
     "new_run_id",
     "partition",
     "service_fixture",

@@ -16,10 +16,13 @@ import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import compose
+from .cleanup import warn_failures
 from .errors import ServiceStartError
 from .network import MAX_PARALLEL_STARTS, Network
 from .service import Command, Service
@@ -95,6 +98,33 @@ def service_fixture(
 
     setattr(start_service, SPEC_ATTRIBUTE, spec)
     return pytest.fixture(scope=scope)(start_service)  # type: ignore[call-overload]
+
+
+def compose_fixture(path: str | os.PathLike[str], *, scope: str = "module") -> Any:
+    """Declare a compose file as a fixture; its value is the started :class:`ComposeStack`.
+
+    ``stack["name"]`` is the :class:`Service` of compose service ``name`` and
+    ``stack.networks["name"]`` the plugin network standing for a compose network. A relative
+    ``path`` is taken from pytest's rootdir. Everything goes when the fixture's scope ends
+    (kept with ``--dockernet-keep``).
+    """
+    if scope not in NETWORK_FIXTURES:
+        raise ValueError(f"compose_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
+
+    def start_stack(request: pytest.FixtureRequest) -> Iterator[compose.ComposeStack]:
+        __tracebackhide__ = True
+        manager = request.getfixturevalue("dockernet_manager")
+        where = Path(path)
+        stack = compose.start(
+            compose.load(where if where.is_absolute() else request.config.rootpath / where),
+            manager,
+            test=request.node.nodeid,
+        )
+        yield stack
+        compose.release(stack, manager, later=True)
+        warn_failures(manager.collect())
+
+    return pytest.fixture(scope=scope)(start_stack)  # type: ignore[call-overload]
 
 
 def _prepare(request: pytest.FixtureRequest, spec: ServiceSpec, network: Network) -> None:

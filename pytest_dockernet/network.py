@@ -450,13 +450,15 @@ class Network:
             raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
         return address
 
-    def connect(self, service: Service, aliases: str | Sequence[str] | None = None) -> IPv4Address:
+    def connect(
+        self, service: Service, aliases: str | Sequence[str] | None = None, *, ip: str | None = None
+    ) -> IPv4Address:
         """Attach ``service`` to this network with ``aliases``; return its address here.
 
         For a service of another network this adds an endpoint; for one of this
         network that was disconnected, it heals the partition, and with no
-        ``aliases`` given its original aliases come back. What the service reports
-        (addresses, published ports) is refreshed from the engine.
+        ``aliases`` given its original aliases come back. ``ip`` gives it a static address
+        here. What the service reports (addresses, published ports) is refreshed from the engine.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         names = normalize_aliases(aliases)
@@ -464,7 +466,12 @@ class Network:
             names = service.aliases
         with engine_errors(f"connecting {service.name} to network {self.name}"):
             try:
-                self.client.api.connect_container_to_network(service.id, self.id, aliases=names or None)
+                self.client.api.connect_container_to_network(
+                    service.id,
+                    self.id,
+                    aliases=names or None,
+                    ipv4_address=check_static_address(ip, self.subnet, self.name) if ip else None,
+                )
             except docker.errors.APIError as exc:
                 raise NetworkError(
                     f"connecting {service.name} to network {self.name} failed: {exc.explanation or exc}"

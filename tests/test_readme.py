@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from imagekit import REDIS_IMAGE, redis_image
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 BLOCK = re.compile(r"\.\. code-block:: python\n\n((?:(?:[ ]{4,}.*)?\n)+)")
+FILE_BLOCK = re.compile(r"\.\. code-block:: yaml\n\n    # (\S+)\n((?:(?:[ ]{4,}.*)?\n)+)")
 
 
 def python_blocks() -> list[str]:
@@ -37,6 +39,8 @@ def test_the_readme_has_examples():
 
 def test_readme_test_examples_pass(pytester: pytest.Pytester, image: str, docker_client) -> None:
     redis_image(docker_client)  # the README's redis:7, made from Debian's redis-server
+    for name, body in FILE_BLOCK.findall(README.read_text()):  # files the examples use
+        pytester.path.joinpath(name).write_text(textwrap.dedent(body).replace("busybox:stable", TEST_IMAGE))
     for number, block in enumerate(TEST_BLOCKS):
         pytester.makepyfile(**{f"test_readme_{number}": block})
     result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2")

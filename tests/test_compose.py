@@ -1,0 +1,146 @@
+"""Compose files on isolated networks, started through the plugin: labelled, reaped, listed."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from conftest import TEST_IMAGE
+
+from pytest_dockernet import ComposeError
+from pytest_dockernet.cleanup import find_labelled, find_labelled_volumes
+from pytest_dockernet.compose import load
+
+COMPOSE = f"""
+services:
+  web:
+    image: {TEST_IMAGE}
+    command: ["sh", "-c", "echo hello > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    networks: [front]
+    ports: ["8080"]
+    healthcheck:
+      test: ["CMD", "wget", "-qO-", "http://127.0.0.1:8080/"]
+      interval: 100ms
+      retries: 100
+  migrate:
+    image: {TEST_IMAGE}
+    command: ["sh", "-c", "echo migrated > /data/state"]
+    volumes: ["data:/data"]
+    networks: [back]
+  app:
+    image: {TEST_IMAGE}
+    command: ["sleep", "300"]
+    environment: {{GREETING: hi}}
+    env_file: app.env
+    volumes: ["data:/data:ro"]
+    depends_on:
+      web: {{condition: service_healthy}}
+      migrate: {{condition: service_completed_successfully}}
+    networks:
+      front: {{aliases: [client]}}
+      back: {{aliases: [worker]}}
+networks:
+  front: {{}}
+  back: {{internal: true}}
+volumes:
+  data: {{}}
+"""
+
+STACK_TESTS = """
+import socket
+from pytest_dockernet import compose_fixture
+
+stack = compose_fixture("compose.yaml", scope="module")
+
+def test_services_reach_each_other_by_name_and_alias(stack):
+    app = stack["app"]
+    assert app.exec(["wget", "-qO-", "http://web:8080/"]).output == "hello\\n"
+    assert app.exec(["cat", "/data/state"]).output == "migrated\\n"
+    assert app.exec(["sh", "-c", "echo $GREETING $FROM_FILE"]).output == "hi yes\\n"
+    assert stack.jobs["migrate"].ok
+    assert stack["web"].ip_on(stack.networks["back"]) is None, "web is on front only"
+    assert app.ip_on(stack.networks["back"]) is not None
+    assert stack.networks["back"].internal
+    with socket.create_connection(stack["web"].address(8080), timeout=2):
+        pass
+
+def test_the_stack_is_shared_by_the_module(stack):
+    assert "worker" in stack["app"].reload()["NetworkSettings"]["Networks"][stack.networks["back"].name]["Aliases"]
+"""
+
+
+def test_a_compose_file_runs_on_isolated_networks_and_leaves_nothing(pytester, image, docker_client):
+    pytester.path.joinpath("compose.yaml").write_text(COMPOSE)
+    pytester.path.joinpath("app.env").write_text("# from the env file\nFROM_FILE=yes\n")
+    pytester.makepyfile(STACK_TESTS)
+    result = pytester.runpytest_subprocess("-p", "xdist", "-n", "2")
+    result.assert_outcomes(passed=2)
+    run = result.stdout.str().split("run ")[-1][:8]
+    containers, networks = find_labelled(docker_client, run)
+    assert (containers, networks, find_labelled_volumes(docker_client, run)) == ([], [], [])
+
+
+@pytest.mark.parametrize(
+    ("compose", "message"),
+    [
+        (
+            f"services:\n  web:\n    image: {TEST_IMAGE}\n    restart: always\n",
+            "service 'web' uses 'restart', which pytest-dockernet does not support (supported: build, command,",
+        ),
+        (
+            f"services:\n  web:\n    image: {TEST_IMAGE}\n    networks: [nowhere]\n",
+            "service 'web' joins unknown network 'nowhere'",
+        ),
+        (
+            f"services:\n  web:\n    image: {TEST_IMAGE}\n    depends_on: [db]\n",
+            "service 'web' depends on unknown 'db'",
+        ),
+        (
+            f"services:\n  web:\n    image: {TEST_IMAGE}\n    command: echo ${{HOME}}\n",
+            "uses ${...} interpolation, which pytest-dockernet does not do",
+        ),
+        ("services:\n  web:\n    command: true\n", "service 'web' has neither 'image' nor 'build'"),
+        ("services: [web]\n", "has no 'services:' mapping"),
+        (
+            f"services:\n  web:\n    image: {TEST_IMAGE}\nnetworks:\n  n:\n    driver: overlay\n",
+            "network 'n' uses 'driver'",
+        ),
+        (
+            f"services:\n  a:\n    image: {TEST_IMAGE}\n    depends_on:\n      b: {{condition: service_magic}}\n"
+            f"  b:\n    image: {TEST_IMAGE}\n",
+            "waits for 'b' with condition 'service_magic'",
+        ),
+    ],
+)
+def test_what_is_not_supported_is_named_never_ignored(tmp_path, compose, message):
+    path = tmp_path / "compose.yaml"
+    path.write_text(textwrap.dedent(compose))
+    with pytest.raises(ComposeError) as excinfo:
+        load(path)
+    assert message in str(excinfo.value)
+    assert str(path) in str(excinfo.value)
+
+
+def test_a_failed_service_names_itself_and_the_stack_goes(pytester, image, docker_client):
+    pytester.path.joinpath("compose.yaml").write_text(
+        f"services:\n  ok:\n    image: {TEST_IMAGE}\n    command: [sleep, '300']\n"
+        f"  migrate:\n    image: {TEST_IMAGE}\n    command: [sh, -c, 'echo boom; exit 3']\n"
+        f"  app:\n    image: {TEST_IMAGE}\n    command: [sleep, '300']\n"
+        "    depends_on:\n      migrate: {condition: service_completed_successfully}\n"
+    )
+    pytester.makepyfile(
+        """
+        from pytest_dockernet import compose_fixture
+        stack = compose_fixture("compose.yaml")
+
+        def test_never_runs(stack):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*compose service 'migrate' exited with status 3, but services wait for it*", "*boom*"]
+    )
+    run = result.stdout.str().split("run ")[-1][:8]
+    assert find_labelled(docker_client, run) == ([], [])
