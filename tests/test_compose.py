@@ -144,3 +144,38 @@ def test_a_failed_service_names_itself_and_the_stack_goes(pytester, image, docke
     )
     run = result.stdout.str().split("run ")[-1][:8]
     assert find_labelled(docker_client, run) == ([], [])
+
+
+def test_build_bind_mounts_and_published_addresses(pytester, image, docker_client):
+    app = pytester.path / "app"
+    app.mkdir()
+    app.joinpath("Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo built > /built\n")
+    shared = pytester.path / "shared"
+    shared.mkdir()
+    shared.joinpath("note").write_text("from the host\n")
+    pytester.path.joinpath("compose.yaml").write_text(
+        "services:\n"
+        "  app:\n"
+        "    build: {context: ./app}\n"
+        "    command: [sleep, '300']\n"
+        "    volumes: ['./shared:/shared:ro']\n"
+        "    ports: ['127.0.0.1::8080', '8081/udp']\n"
+        "    networks:\n"
+        "      default: {ipv4_address: '10.197.9.10'}\n"
+    )
+    pytester.makepyfile(
+        """
+        from pytest_dockernet import compose_fixture
+        stack = compose_fixture("compose.yaml", scope="function")
+
+        def test_built_and_mounted(stack):
+            app = stack["app"]
+            assert app.exec(["cat", "/built"]).output == "built\\n"
+            assert app.exec(["cat", "/shared/note"]).output == "from the host\\n"
+            assert str(app.ip) == "10.197.9.10"
+            assert app.address(8080)[0] == "127.0.0.1"
+            assert app.host_port(8081, "udp") > 0
+        """
+    )
+    result = pytester.runpytest_subprocess("--dockernet-pool", "10.197.9.0/26")
+    result.assert_outcomes(passed=1)
