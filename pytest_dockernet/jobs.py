@@ -16,7 +16,7 @@ import requests
 from .cleanup import remove_container, warn_failures
 from .engine import engine_errors
 from .errors import JobTimeoutError, ServiceStartError, hide_frames_of_own_errors
-from .service import Command, ExecResult, Service, feed_stdin, logs_text
+from .service import Command, ExecResult, Service, close_attached, feed_stdin, logs_text
 
 if TYPE_CHECKING:
     from .network import Network
@@ -71,7 +71,7 @@ def _run_to_completion(
             feed_stdin(attached, data).join()
     finally:
         if attached is not None:
-            attached.close()
+            close_attached(attached)
     try:
         status = api.wait(job.id, timeout=timeout)  # type: ignore[arg-type]  # requests takes floats
     except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:

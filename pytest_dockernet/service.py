@@ -139,7 +139,7 @@ class Service:
             return b"".join(chunk for _, chunk in frames_iter(attached, tty=False))  # type: ignore[no-untyped-call]
         finally:
             writer.join()
-            attached.close()
+            close_attached(attached)
 
     def _exit_code(self, exec_id: str) -> int:
         # The stream ends a moment before the engine records the exit code.
@@ -263,6 +263,18 @@ def feed_stdin(attached: Any, data: bytes) -> threading.Thread:
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     return writer
+
+
+def close_attached(attached: Any) -> None:
+    """Close an attached stream and the socket under it.
+
+    docker-py hands out a ``SocketIO`` over the connection's socket: closing the wrapper
+    leaves the socket open (a ``ResourceWarning``, an error under ``-W error``).
+    """
+    sock = getattr(attached, "_sock", None)  # taken first: closing the wrapper forgets it
+    attached.close()
+    if sock is not None:
+        sock.close()
 
 
 def logs_text(api: docker.APIClient, container_id: str, tail: int | None = None) -> str:

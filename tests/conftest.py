@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -64,6 +66,18 @@ def planted_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+@pytest.fixture
+def prune_afterwards() -> Iterator[Callable[[str], None]]:
+    """``prune_afterwards(run)``: remove that run's resources when the test ends, however it ends
+    (for tests that keep resources on purpose and check them before removing them)."""
+    runs: list[str] = []
+    yield runs.append
+    for run in runs:
+        subprocess.run(
+            [sys.executable, "-m", "pytest_dockernet", "prune", "--run", run, "--force"], capture_output=True
+        )
 
 
 def core_identity(worker: str = "core") -> RunIdentity:

@@ -83,7 +83,10 @@ def test_warnings_as_errors_behave_like_a_plain_run(pytester, image, docker_clie
 
         @pytest.mark.parametrize("n", range(3))
         def test_service(docker_network, n):
-            docker_network.run({TEST_IMAGE!r}, ["sleep", "300"], alias="box")
+            box = docker_network.run({TEST_IMAGE!r}, ["sleep", "300"], alias="box")
+            # Attached streams (exec and job stdin) close their sockets, too.
+            assert box.exec(["cat"], stdin="in").output == "in"
+            assert docker_network.run_job({TEST_IMAGE!r}, ["cat"], stdin="job").output == "job"
         """
     )
     for args in ([], ["-p", "xdist", "-n", "2"]):

@@ -136,7 +136,7 @@ def test_xdist_workers_never_collide(suite, docker_client):
     assert leftovers(docker_client, run) == []
 
 
-def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
+def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client, prune_afterwards):
     suite.makepyfile(
         """
         from conftest import IMAGE
@@ -153,8 +153,9 @@ def test_keep_leaves_everything_and_says_how_to_remove_it(suite, docker_client):
         """
     )
     result = suite.runpytest_subprocess("--dockernet-keep")
-    result.assert_outcomes(passed=2)
     run = run_id(result)
+    prune_afterwards(run)
+    result.assert_outcomes(passed=2)
     time.sleep(1.5)  # a reaper, had one been started, would have removed them by now
     listed = subprocess.run(
         [sys.executable, "-m", "pytest_dockernet", "ls", "--run", run], capture_output=True, text=True

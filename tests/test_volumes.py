@@ -55,9 +55,10 @@ def test_docker_volume_goes_after_the_containers_that_use_it(pytester, image, do
     assert volumes_of(docker_client, run) == []
 
 
-def test_kept_volumes_are_listed_and_pruned(pytester, image, docker_client):
+def test_kept_volumes_are_listed_and_pruned(pytester, image, docker_client, prune_afterwards):
     pytester.makepyfile("def test_keeps(docker_volume):\n    docker_volume()\n")
     result = pytester.runpytest_subprocess("--dockernet-keep")
+    prune_afterwards(result.stdout.str().split("run ")[-1][:8])
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["kept 0 networks, 0 containers and 1 volume (--dockernet-keep): *"])
     run = result.stdout.str().split("run ")[-1][:8]
