@@ -8,6 +8,7 @@ Desktop, colima and rootless setups live there), else the local socket.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -40,8 +41,17 @@ def endpoint() -> str:
 
 
 def _context() -> tuple[str, Any] | None:
-    """The host and TLS settings of the Docker context in use, unless it is the default one."""
-    name = os.environ.get("DOCKER_CONTEXT") or None
+    """The host and TLS settings of the Docker context in use, unless it is the default one.
+
+    Read once per environment: ``endpoint()`` is asked on every published port and wait,
+    and the context lives in files.
+    """
+    return _context_of(os.environ.get("DOCKER_CONTEXT") or None, os.environ.get("DOCKER_CONFIG"))
+
+
+@functools.lru_cache(maxsize=8)
+def _context_of(name: str | None, config: str | None) -> tuple[str, Any] | None:
+    # ``config`` ($DOCKER_CONFIG) is read by docker-py itself; it is here as part of the key.
     try:
         context = docker.ContextAPI.get_context(name)
     except docker.errors.DockerException as exc:

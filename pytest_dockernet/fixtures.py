@@ -160,21 +160,18 @@ def start_group(request: pytest.FixtureRequest, network: Network) -> None:
         level = [name for name, wanted in needs.items() if wanted <= results.keys()]
         if not level:
             break  # a cycle: pytest names it when the fixtures ask for each other
-        for name in level:
-            del needs[name]
-        _start_level(network, {name: specs[name] for name in level}, results)
+        _start_level(network, {name: (specs[name], needs.pop(name)) for name in level}, results)
 
 
 def _start_level(
-    network: Network, level: dict[str, ServiceSpec], results: dict[str, Service | BaseException]
+    network: Network,
+    level: dict[str, tuple[ServiceSpec, set[str]]],
+    results: dict[str, Service | BaseException],
 ) -> None:
+    """Start one level of a group at once; ``level`` maps names to specs and their dependencies."""
     runnable = {}
-    for name, spec in level.items():
-        failed = [
-            fixture_name(d)
-            for d in spec.depends_on
-            if isinstance(results.get(fixture_name(d)), BaseException)
-        ]
+    for name, (spec, wanted) in level.items():
+        failed = sorted(other for other in wanted if isinstance(results.get(other), BaseException))
         if failed:
             results[name] = ServiceStartError(
                 f"service fixture {name!r} was not started: {failed[0]!r}, which it depends on, failed to start"
