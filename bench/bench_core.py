@@ -1,11 +1,14 @@
 """The unit of test work, timed inside real pytest sessions: pytest-dockernet against plain docker-py.
 
-The unit: a new network, three services with aliases, one DNS lookup, teardown. Five
+The unit: a new network, three services with aliases, one DNS lookup, teardown. Seven
 variants, each a test file of ``--tests`` such tests:
 
 - ``plain``: plain docker-py, one call after another, as a careful user writes it
   (an explicit free subnet, aliases, ``exec_run``, removals);
 - ``floor``: plain docker-py with concurrent starts and removals: the floor to beat;
+- ``floor_bg``: ``floor`` with the removals handed to a background thread;
+- ``floor_job``: ``floor_bg`` with the lookup as a container of its own, run to completion
+  and removed (what ``run_job`` does): the least engine work of the ``fixtures`` style;
 - ``run``: ``docker_network.run`` one service after another;
 - ``run_many``: ``docker_network.run_many``;
 - ``fixtures``: three function-scoped ``service_fixture``s the test requests, and the
@@ -35,7 +38,7 @@ import docker
 from pytest_dockernet.images import import_busybox
 
 IMAGE = "dockernet-test/busybox:1"
-VARIANTS = ("plain", "floor", "run", "run_many", "fixtures")
+VARIANTS = ("plain", "floor", "floor_bg", "floor_job", "run", "run_many", "fixtures")
 
 CONFTEST = """
 import json, os, time
@@ -71,6 +74,32 @@ ALIASES = ("web", "cache", "db")
 TESTS = range(int(__import__("os").environ["BENCH_TESTS"]))
 """
 
+# Plain docker-py with its removals on a background thread, drained before the session ends.
+BACKGROUND = """
+@pytest.fixture(scope="session")
+def teardown():
+    pool = ThreadPoolExecutor(2)
+    yield pool
+    pool.shutdown(wait=True)
+
+def start_three(docker_client, n):
+    network_id = plain_network(docker_client, f"u{n}")
+
+    def start(alias):
+        endpoint = docker_client.api.create_endpoint_config(aliases=[alias])
+        return docker_client.containers.run(
+            IMAGE, IDLE, detach=True, name=unique(f"u{n}-{alias}"), network=network_id,
+            networking_config={network_id: endpoint})
+
+    with ThreadPoolExecutor(3) as pool:
+        return network_id, list(pool.map(start, ALIASES))
+
+def remove_all(docker_client, network_id, containers):
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda c: c.remove(force=True), containers))
+    docker_client.api.remove_network(network_id)
+"""
+
 BODIES = {
     "plain": """
 @pytest.mark.parametrize("n", TESTS)
@@ -104,6 +133,26 @@ def test_unit(docker_client, n):
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda c: c.remove(force=True), containers))
     docker_client.api.remove_network(network_id)
+""",
+    "floor_bg": BACKGROUND
+    + """
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_client, teardown, n):
+    network_id, containers = start_three(docker_client, n)
+    assert containers[0].exec_run(["nslookup", "db"]).exit_code == 0
+    teardown.submit(remove_all, docker_client, network_id, containers)
+""",
+    "floor_job": BACKGROUND
+    + """
+@pytest.mark.parametrize("n", TESTS)
+def test_unit(docker_client, teardown, n):
+    network_id, containers = start_three(docker_client, n)
+    job = docker_client.containers.run(IMAGE, ["nslookup", "db"], detach=True, name=unique(f"u{n}-job"),
+                                       network=network_id)
+    assert job.wait()["StatusCode"] == 0
+    job.logs()
+    job.remove(force=True)
+    teardown.submit(remove_all, docker_client, network_id, containers)
 """,
     "run": """
 @pytest.mark.parametrize("n", TESTS)
@@ -152,6 +201,7 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tests", type=int, default=8, help="tests per session")
+    parser.add_argument("--serial-only", action="store_true", help="skip the -p xdist -n 2 half")
     args = parser.parse_args()
     import_busybox(docker.from_env(), IMAGE)
     with tempfile.TemporaryDirectory() as directory:
@@ -159,7 +209,7 @@ def main() -> None:
         (workdir / "conftest.py").write_text(CONFTEST)
         for variant in VARIANTS:
             (workdir / f"test_{variant}.py").write_text(COMMON + BODIES[variant])
-        for xdist in (False, True):
+        for xdist in (False,) if args.serial_only else (False, True):
             times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
             for round_no in range(args.rounds):
                 order = VARIANTS if round_no % 2 == 0 else tuple(reversed(VARIANTS))

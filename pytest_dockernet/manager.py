@@ -10,6 +10,7 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -98,6 +99,8 @@ class NetworkManager:
         self._volumes: list[Volume] = []
         self._teardown: ThreadPoolExecutor | None = None
         self._pending: list[Future[list[CleanupFailure]]] = []
+        self._prefetcher: ThreadPoolExecutor | None = None
+        self._prefetched: tuple[dict[str, Any], Future[Network]] | None = None
 
     @classmethod
     def for_client(
@@ -134,6 +137,79 @@ class NetworkManager:
         orphaned by a killed controller must not leave anything behind the reaper's back.
         """
         __tracebackhide__ = hide_frames_of_own_errors
+        wanted = dict(
+            test=test, internal=internal, hermetic=hermetic, ipv6=ipv6, labels=labels, options=options
+        )
+        network = self._take_prefetched(wanted) or self._create_now(wanted)
+        with self._lock:
+            self._alive.append(network)
+            self.tally.networks_created += 1
+        return network
+
+    def prefetch_network(
+        self,
+        *,
+        test: str | None = None,
+        internal: bool = False,
+        hermetic: bool = False,
+        ipv6: bool = False,
+        labels: Labels | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        """Start creating, in the background, the network a coming :meth:`create_network`
+        call with the same arguments will ask for; return at once.
+
+        That call then takes it (waiting for it if it is still being made) instead of
+        making one. A prefetched network that a call with other arguments, or
+        :meth:`close`, finds unused is removed, whatever ``keep`` says, and counted nowhere:
+        it was never a test's. Errors of the prefetch are dropped: the call that would have
+        taken it makes its network itself and raises them.
+        """
+        wanted = dict(
+            test=test, internal=internal, hermetic=hermetic, ipv6=ipv6, labels=labels, options=options
+        )
+        self._discard_prefetched()
+        with self._lock:
+            if self._prefetcher is None:
+                self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="dockernet-prefetch")
+            self._prefetched = (wanted, self._prefetcher.submit(self._create_now, wanted))
+
+    def _take_prefetched(self, wanted: dict[str, Any]) -> Network | None:
+        with self._lock:
+            prefetched = self._prefetched
+            if prefetched is None or prefetched[0] != wanted:
+                prefetched = None
+            else:
+                self._prefetched = None
+        if prefetched is None:
+            self._discard_prefetched()
+            return None
+        try:
+            return prefetched[1].result()
+        except Exception:  # noqa: BLE001 - the caller makes its network itself, and raises
+            return None
+
+    def _discard_prefetched(self) -> None:
+        """Remove the prefetched network nobody took (in the background)."""
+        with self._lock:
+            prefetched, self._prefetched = self._prefetched, None
+        if prefetched is None:
+            return
+        try:
+            network = prefetched[1].result()
+        except Exception:  # noqa: BLE001 - nothing was made
+            return
+        self._in_background(lambda: self._remove_unused(network))
+
+    def _remove_unused(self, network: Network) -> list[CleanupFailure]:
+        failures = [replace(failure, test=network.test or "") for failure in network.remove()]
+        self.allocator.forget(network.subnet, network.subnet6)
+        with self._lock:
+            self.tally.failures.extend(failures)
+        return failures
+
+    def _create_now(self, wanted: dict[str, Any]) -> Network:
+        __tracebackhide__ = hide_frames_of_own_errors
         root = self.identity.root
         if root.pid != self.identity.pid and not root.alive():
             raise RunEndedError(
@@ -142,20 +218,10 @@ class NetworkManager:
             )
 
         def create() -> Network:
-            return Network.create(
-                self.client,
-                self.allocator,
-                self.identity,
-                test=test,
-                internal=internal,
-                hermetic=hermetic,
-                ipv6=ipv6,
-                labels=labels,
-                options=options,
-            )
+            return Network.create(self.client, self.allocator, self.identity, **wanted)
 
         try:
-            network = create()
+            return create()
         except PoolExhaustedError:
             # Networks still being removed in the background hold subnets: wait for them.
             with self._lock:
@@ -163,11 +229,7 @@ class NetworkManager:
             if not pending:
                 raise
             wait_for(pending)
-            network = create()
-        with self._lock:
-            self._alive.append(network)
-            self.tally.networks_created += 1
-        return network
+            return create()
 
     def create_volume(
         self,
@@ -293,6 +355,11 @@ class NetworkManager:
 
     def close(self) -> list[CleanupFailure]:
         """Wait for background removals, then release every network still alive, newest first."""
+        self._discard_prefetched()
+        with self._lock:
+            prefetcher, self._prefetcher = self._prefetcher, None
+        if prefetcher is not None:
+            prefetcher.shutdown(wait=True)
         failures = self.drain()
         while True:
             with self._lock:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -55,19 +55,22 @@ class PluginState:
 
 
 state_key = pytest.StashKey[PluginState]()
+next_item_key = pytest.StashKey["pytest.Item | None"]()
+# Flags that are on unless turned off: their command-line form is --dockernet-no-KEY.
+DEFAULT_ON_FLAGS = ("sweep", "prefetch")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dockernet", "isolated Docker networks (pytest-dockernet)")
     for option in OPTIONS:
         where = f" [env {env_name(option.key)}; ini {ini_name(option.key)}]"
-        if option.key == "sweep":
+        if option.key in DEFAULT_ON_FLAGS:
             group.addoption(
-                "--dockernet-no-sweep",
-                dest="dockernet_sweep",
+                f"--dockernet-no-{option.key}",
+                dest=f"dockernet_{option.key}",
                 action="store_false",
                 default=None,
-                help=HELP["no_sweep"] + where,
+                help=HELP[f"no_{option.key}"] + where,
             )
         elif option.metavar is None:
             group.addoption(
@@ -234,6 +237,51 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             write(unaccounted)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    item.stash[next_item_key] = nextitem
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    # While this test runs, the engine makes the next test's network: its setup then
+    # starts with the network there (see NetworkManager.prefetch_network).
+    _prefetch_for(item.stash.get(next_item_key, None))
+
+
+def _prefetch_for(item: pytest.Item | None) -> None:
+    if item is None:
+        return
+    state = item.config.stash.get(state_key, None)
+    if state is None or state.manager is None or not state.settings.prefetch:
+        return
+    if not _uses_plugin_network(item) or _may_skip(item):
+        return
+    found, problem = _network_settings(item, state.settings)
+    if problem is None:  # else its fixture reports the problem
+        state.manager.prefetch_network(test=item.nodeid, **found)
+
+
+def _uses_plugin_network(item: pytest.Item) -> bool:
+    """Whether ``item`` requests this plugin's ``docker_network`` (not an override of it)."""
+    # As in fixtures._spec_of: the item's fixture info (stable since pytest 3) has the definitions.
+    try:
+        definitions: Sequence[Any] = item._fixtureinfo.name2fixturedefs.get("docker_network") or ()  # type: ignore[attr-defined]
+    except AttributeError:
+        return False
+    return bool(definitions) and getattr(definitions[-1], "func", None) is _docker_network_function
+
+
+def _may_skip(item: pytest.Item) -> bool:
+    """Whether ``item`` may be skipped before its fixtures run: its network would go unused."""
+    for marker in item.iter_markers():
+        if marker.name in ("skip", "skipif") or (
+            marker.name == "xfail" and not marker.kwargs.get("run", True)
+        ):
+            return True
+    return False
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -387,20 +435,33 @@ MARKER_KEYWORDS: dict[str, type | tuple[type, ...]] = {
 def _marked(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The network settings of ``@pytest.mark.dockernet`` nearest the requesting node, with defaults."""
     __tracebackhide__ = True
-    found: dict[str, Any] = {"hermetic": _state(request.config).settings.hermetic}
-    marker = request.node.get_closest_marker("dockernet")
+    found, problem = _network_settings(request.node, _state(request.config).settings)
+    if problem is not None:
+        _fail(problem)
+    return found
+
+
+def _network_settings(
+    node: pytest.Item | pytest.Collector, settings: Settings
+) -> tuple[dict[str, Any], str | None]:
+    """The network settings of the ``dockernet`` marker nearest ``node``, or what is wrong with it."""
+    found: dict[str, Any] = {"hermetic": settings.hermetic}
+    marker = node.get_closest_marker("dockernet")
     if marker is None:
-        return found
+        return found, None
     valid = ", ".join(MARKER_KEYWORDS)
     if marker.args:
-        _fail(f"@pytest.mark.dockernet takes keywords only ({valid}), not {marker.args!r}")
+        return found, f"@pytest.mark.dockernet takes keywords only ({valid}), not {marker.args!r}"
     for key, value in marker.kwargs.items():
         if key not in MARKER_KEYWORDS:
-            _fail(f"@pytest.mark.dockernet does not take {key!r}; its keywords are {valid}")
+            return found, f"@pytest.mark.dockernet does not take {key!r}; its keywords are {valid}"
         if not isinstance(value, MARKER_KEYWORDS[key]):
-            _fail(f"@pytest.mark.dockernet({key}={value!r}): {key} must be a {_kind(MARKER_KEYWORDS[key])}")
+            return (
+                found,
+                f"@pytest.mark.dockernet({key}={value!r}): {key} must be a {_kind(MARKER_KEYWORDS[key])}",
+            )
         found[key] = value
-    return found
+    return found, None
 
 
 def _kind(expected: type | tuple[type, ...]) -> str:
@@ -419,6 +480,9 @@ def docker_network(dockernet_manager: NetworkManager, request: pytest.FixtureReq
     start_group(request, network)
     yield network
     _release(dockernet_manager, network)
+
+
+_docker_network_function = getattr(docker_network, "__wrapped__", docker_network)
 
 
 @pytest.fixture(scope="session")

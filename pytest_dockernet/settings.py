@@ -37,6 +37,10 @@ HELP = {
     " (the start-up sweep; default: true)",
     "no_sweep": "do not remove, at start, what dead earlier runs of this host left on the engine"
     " (the start-up sweep is on by default)",
+    "prefetch": "whether to create the next test's docker_network while the test before it runs"
+    " (default: true)",
+    "no_prefetch": "do not create the next test's docker_network while the test before it runs"
+    " (prefetching is on by default)",
     "engine_timeout": "seconds each call to the Docker engine may take before the engine counts as"
     f" frozen (default: {DEFAULT_ENGINE_TIMEOUT:g})",
     "pool6": "IPv6 CIDR to carve the /64 of each dual-stack network (ipv6=True) from; repeat or"
@@ -72,6 +76,7 @@ OPTIONS = (
     Option("keep", None, "bool", BOOL_WORDS),
     Option("hermetic", None, "bool", BOOL_WORDS),
     Option("sweep", None, "bool", BOOL_WORDS),
+    Option("prefetch", None, "bool", BOOL_WORDS),
     Option("skip_without_engine", None, "bool", BOOL_WORDS),
     Option("lock_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("engine_timeout", "SECONDS", "float", "a number of seconds above 0"),
@@ -98,6 +103,7 @@ class Settings:
     keep: bool = False
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     sweep: bool = True
+    prefetch: bool = True
     log_lines: int = 20
     engine_timeout: float = DEFAULT_ENGINE_TIMEOUT
     labels: tuple[tuple[str, str], ...] = ()
@@ -216,7 +222,7 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         size = _convert(values["subnet_size"], sources["subnet_size"], int, EXPECTED["subnet_size"])
         settings = replace(settings, subnet_size=size)
     flags: dict[str, Any] = {}
-    for flag in ("keep", "sweep", "hermetic", "skip_without_engine"):
+    for flag in ("keep", "sweep", "prefetch", "hermetic", "skip_without_engine"):
         if flag in values:
             flags[flag] = _convert(values[flag], sources[flag], _to_bool, BOOL_WORDS)
     settings = replace(settings, **flags)
