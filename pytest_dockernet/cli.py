@@ -7,6 +7,7 @@ or a removal refused or not confirmed, 3 no Docker engine answers, 4 no run of t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -23,14 +24,20 @@ from .text import plural
 EXIT_OK, EXIT_FAILURES, EXIT_REFUSED, EXIT_NO_ENGINE, EXIT_NO_SUCH_RUN = 0, 1, 2, 3, 4
 
 
+ENGINES_ENV = "PYTEST_DOCKERNET_ENGINES"
+
+
 def state_of(info: RunInfo) -> str:
-    """``alive``, ``dead``, ``kept`` (dead, kept on purpose) or ``unknown`` (another host)."""
+    """``alive``, ``dead``, ``dead (lease expired)`` (another host's), ``kept`` (dead, kept on
+    purpose) or ``unknown`` (another host's, holding no lease)."""
     alive = info.alive()
     if alive is None:
         return "unknown"
     if alive:
         return "alive"
-    return "kept" if info.kept else "dead"
+    if info.kept:
+        return "kept"
+    return "dead" if info.local else "dead (lease expired)"
 
 
 def age(created: datetime | None, now: datetime | None = None) -> str:
@@ -44,30 +51,33 @@ def age(created: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def list_runs(infos: Sequence[RunInfo], out: TextIO, verbose: bool) -> None:
+def list_runs(
+    infos: Sequence[RunInfo], out: TextIO, verbose: bool, engines: Sequence[str] | None = None
+) -> None:
+    """The table of ``infos``; with ``engines`` (one per info), an ENGINE column says where each is."""
     if not infos:
         out.write("no networks, containers or volumes labelled by pytest-dockernet\n")
         return
-    rows = [("RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS", "VOLUMES")]
-    for info in infos:
+    header = ("RUN", "STATE", "AGE", "HOST", "PIDS", "NETWORKS", "CONTAINERS", "VOLUMES")
+    rows: list[tuple[str, ...]] = [(*header[:1], "ENGINE", *header[1:]) if engines else header]
+    for number, info in enumerate(infos):
         pids = ",".join(str(p) for p in sorted(info.pids)) or "-"
         host = ",".join(sorted(info.hosts)) or "-"
-        rows.append(
-            (
-                info.run or "-",
-                state_of(info),
-                age(info.created),
-                host,
-                pids,
-                str(len(info.networks)),
-                str(len(info.containers)),
-                str(len(info.volumes)),
-            )
+        row = (
+            info.run or "-",
+            state_of(info),
+            age(info.created),
+            host,
+            pids,
+            str(len(info.networks)),
+            str(len(info.containers)),
+            str(len(info.volumes)),
         )
+        rows.append((*row[:1], engines[number], *row[1:]) if engines else row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
+    for index, cells in enumerate(rows):
         out.write(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
+            "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)).rstrip() + "\n"
         )
         if verbose and index:
             info = infos[index - 1]
@@ -108,7 +118,7 @@ def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> l
         return chosen
     if args.all:
         return list(infos)
-    return [info for info in infos if state_of(info) == "dead"]
+    return [info for info in infos if state_of(info).startswith("dead")]
 
 
 def no_such_run(run: str, err: TextIO) -> int:
@@ -166,8 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pytest-dockernet",
         description="List and remove the Docker networks and containers pytest-dockernet made.",
-        epilog="Uses the engine DOCKER_HOST points at (or the local socket). A run is alive while"
-        " any of its processes on this host is; runs made on other hosts show as 'unknown'.",
+        epilog="Uses the engine DOCKER_HOST points at (or the local socket). A run of this host is"
+        " alive while any of its processes is; a run of another host is alive while its lease on"
+        " the engine is current ('dead (lease expired)' once it is not), and 'unknown' when it"
+        " holds no lease.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -194,23 +206,67 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rm.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
     rm.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
+    for command in (ls, rm):
+        command.add_argument(
+            "--engine",
+            metavar="URL",
+            action="append",
+            help="an engine to work on; repeat for several (default: $PYTEST_DOCKERNET_ENGINES,"
+            " comma-separated, else the environment's one engine)",
+        )
     return parser
+
+
+def engines_of(args: argparse.Namespace) -> list[str | None]:
+    """The engines to work on: ``--engine``, else ``$PYTEST_DOCKERNET_ENGINES``, else None (the
+    environment's one engine)."""
+    given = args.engine or [url for url in os.environ.get(ENGINES_ENV, "").split(",") if url.strip()]
+    return [url.strip() for url in given] or [None]
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
+    urls = engines_of(args)
+    clients = []
     try:
-        client = engine.connect(timeout=30)
-    except EngineUnavailableError as exc:
-        err.write(f"pytest-dockernet: {exc}\n")
-        return EXIT_NO_ENGINE
-    try:
+        for url in urls:
+            try:
+                clients.append(engine.connect(timeout=30, url=url))
+            except EngineUnavailableError as exc:
+                err.write(f"pytest-dockernet: {exc}\n")
+                return EXIT_NO_ENGINE
         if args.command == "ls":
-            infos = inventory(client, args.run)
-            if args.run and not infos:
-                return no_such_run(args.run, err)
-            list_runs(infos, out, args.verbose)
-            return EXIT_OK
-        return prune(client, args, out, err)
+            return list_engines(clients, urls, args, out, err)
+        found = [client for client in clients if not args.run or inventory(client, args.run)]
+        if args.run and not found:
+            return no_such_run(args.run, err)
+        status = EXIT_OK
+        for client, url in zip(clients, urls, strict=True):
+            if client in found:
+                if len(urls) > 1:
+                    out.write(f"engine {url}:\n")
+                status = max(status, prune(client, args, out, err))
+        return status
     finally:
-        client.close()
+        for client in clients:
+            client.close()
+
+
+def list_engines(
+    clients: Sequence[docker.DockerClient],
+    urls: Sequence[str | None],
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """``ls`` over one engine, or several (with an ENGINE column)."""
+    infos: list[RunInfo] = []
+    where: list[str] = []
+    for client, url in zip(clients, urls, strict=True):
+        found = inventory(client, args.run)
+        infos += found
+        where += [url or engine.endpoint()] * len(found)
+    if args.run and not infos:
+        return no_such_run(args.run, err)
+    list_runs(infos, out, args.verbose, where if len(urls) > 1 else None)
+    return EXIT_OK

@@ -83,8 +83,12 @@ def _context_host_from_meta(name: str) -> str | None:
     return str(host) if host else None
 
 
-def client(timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
-    """A client for the engine the plugin uses (see the module's note); nothing is called yet."""
+def client(timeout: float = DEFAULT_TIMEOUT, url: str | None = None) -> docker.DockerClient:
+    """A client for the engine the plugin uses (see the module's note), or for the engine at
+    ``url`` (with the environment's TLS settings); nothing is called yet."""
+    if url:
+        environment = {**os.environ, "DOCKER_HOST": url}
+        return docker.from_env(timeout=timeout, environment=environment)  # type: ignore[arg-type]
     if not os.environ.get("DOCKER_HOST"):
         context = _context()
         if context is not None:
@@ -106,20 +110,21 @@ def engine_host() -> str:
     return str(urlsplit(parse_host(endpoint())).hostname or "127.0.0.1")
 
 
-def connect(timeout: float = DEFAULT_TIMEOUT) -> docker.DockerClient:
-    """A client from the environment, checked with a ping; ``timeout`` bounds every call.
+def connect(timeout: float = DEFAULT_TIMEOUT, url: str | None = None) -> docker.DockerClient:
+    """A client from the environment (or for ``url``), checked with a ping; ``timeout``
+    bounds every call.
 
     Raises :class:`EngineUnavailableError` naming the endpoint and how to start an
     engine, instead of the connection library's traceback.
     """
     try:
-        engine = client(timeout)
+        engine = client(timeout, url)
         engine.ping()
     except EngineUnavailableError:
         raise
     except Exception as exc:  # noqa: BLE001 - docker, requests and urllib3 errors vary by transport
         raise EngineUnavailableError(
-            f"no Docker engine answers at {endpoint()} ({readable_reason(exc)}); {HOW_TO_START}"
+            f"no Docker engine answers at {url or endpoint()} ({readable_reason(exc)}); {HOW_TO_START}"
         ) from None
     return engine
 

@@ -12,7 +12,7 @@ import docker
 import docker.errors
 import pytest
 
-from . import engine, images, reaper, runs
+from . import engine, images, lease, reaper, runs
 from .cleanup import CleanupFailure, find_labelled, warn_failures
 from .errors import DockernetError
 from .fixtures import start_group
@@ -52,6 +52,8 @@ class PluginState:
     identity: RunIdentity
     manager: NetworkManager | None = None
     run_dir: RunDir | None = None
+    engine_slot: str = ""
+    """Which of the run's engines this process uses ("" for the first, or only, one)."""
 
 
 state_key = pytest.StashKey[PluginState]()
@@ -114,6 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-dockernet: {exc}") from None
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     inherited = workerinput or {}
+    slot = _place_on_engine(settings, workerinput["workerid"] if workerinput else "main")
     identity = RunIdentity(
         run=inherited.get(RUN_INPUT_KEY) or new_run_id(),
         root_pid=inherited.get(ROOT_PID_INPUT_KEY) or os.getpid(),
@@ -123,7 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
         keep=settings.keep,
         extra_labels=dict(settings.labels),
     )
-    config.stash[state_key] = PluginState(settings, identity)
+    config.stash[state_key] = PluginState(settings, identity, engine_slot=slot)
     config.addinivalue_line(
         "markers",
         "dockernet(internal=False, hermetic=False, ipv6=False, options=None, labels=None): configure"
@@ -132,6 +135,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(XdistHooks(config), "dockernet-xdist")
+
+
+def _place_on_engine(settings: Settings, worker: str) -> str:
+    """Point this process at its engine among ``--dockernet-engine``'s: xdist worker gwN gets
+    engine N modulo their number, any other process the first. Everything of the process
+    (the plugin, docker-py's ``from_env`` in tests, the reaper it starts) then uses it through
+    ``DOCKER_HOST``. Returns the engine's slot: "" for the first, else its index."""
+    if not settings.engines:
+        return ""
+    number = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    index = number % len(settings.engines)
+    os.environ["DOCKER_HOST"] = settings.engines[index]
+    os.environ.pop("DOCKER_CONTEXT", None)
+    return str(index) if index else ""
 
 
 class XdistHooks:
@@ -170,13 +187,18 @@ def _worker_tallies(state: PluginState) -> list[Tally]:
 
 
 def _unaccounted(settings: Settings, run: str, failures: list[CleanupFailure]) -> str | None:
-    """What of the run is still on the engine although no failure accounts for it."""
+    """What of the run is still on its engines although no failure accounts for it."""
+    containers: list[dict[str, Any]] = []
+    networks: list[dict[str, Any]] = []
     try:
-        client = engine.connect(timeout=settings.engine_timeout)
-        try:
-            containers, networks = find_labelled(client, run)
-        finally:
-            client.close()
+        for url in settings.engines or (None,):
+            client = engine.connect(timeout=settings.engine_timeout, url=url)
+            try:
+                found = find_labelled(client, run)
+            finally:
+                client.close()
+            containers += found[0]
+            networks += found[1]
     except Exception as exc:  # noqa: BLE001 - the summary must never fail
         return f"could not check the engine for leftovers of the run: {engine.readable_reason(exc)}"
     failed = {failure.id for failure in failures}
@@ -395,8 +417,17 @@ def dockernet_manager(
         )
     )
     started = not settings.keep and _attempt(
-        lambda: reaper.ensure_reaper(run_dir, identity.root, state_dir, lock_timeout=settings.lock_timeout)
+        lambda: reaper.ensure_reaper(
+            run_dir,
+            identity.root,
+            state_dir,
+            lock_timeout=settings.lock_timeout,
+            lease=settings.lease,
+            slot=state.engine_slot,
+        )
     )
+    if started and settings.lease:
+        _attempt(lambda: _take_lease(docker_client, identity, settings.lease))
     state.manager = manager
     if started and settings.sweep:
         _sweep(manager, state_dir)
@@ -404,10 +435,18 @@ def dockernet_manager(
     _report(manager.close())
 
 
+def _take_lease(client: docker.DockerClient, identity: RunIdentity, seconds: float) -> None:
+    """The run's first lease, before it makes anything: its reaper renews it."""
+    with engine.engine_errors(f"taking the lease of run {identity.run}"):
+        lease.take_lease(
+            client, identity.run, seconds, identity.labels(), lease.lease_name(identity.prefix, identity.run)
+        )
+
+
 def _sweep(manager: NetworkManager, state_dir: Path) -> None:
     """Once per run, by the process that started its reaper: remove what dead runs left."""
     try:
-        with engine.engine_errors("sweeping the dead runs of this host"):
+        with engine.engine_errors("sweeping the dead runs off the engine"):
             report = runs.sweep_dead_runs(manager.client, state_dir, manager.engine)
     except (DockernetError, docker.errors.DockerException) as exc:
         manager.tally.sweep_problem = str(exc)

@@ -12,6 +12,9 @@ Ctrl-C in the terminal does not reach it, and it watches:
   network of the run is removed, containers first, again and again until no process of the
   run is left and nothing of the run remains; then the reaper exits.
 
+While it watches, it renews the run's lease on the engine (``--dockernet-lease``), so that
+runs of other hosts sharing the engine can tell this run is alive; the lease goes last.
+
 Any failure to reach the engine (restarting, frozen, gone) is taken as passing: the reaper
 keeps trying, with a fresh client, until the engine answers or its patience runs out. It
 needs nothing but the engine endpoint of the run (``DOCKER_HOST`` and friends are
@@ -37,6 +40,7 @@ import filelock
 
 from . import engine
 from .cleanup import find_labelled
+from .lease import renew, renew_every
 from .locks import acquire
 from .naming import LABEL_HOST, this_host
 from .processes import ProcessRef, format_start, parse_start
@@ -59,18 +63,29 @@ PATIENCE_SECONDS = 3600.0
 REFUSED_ATTEMPTS = 5
 
 
-def log_file(state_dir: Path, run: str) -> Path:
-    """Where the reaper of ``run`` logs; kept after it exits only if it met trouble."""
-    return state_dir / f"reaper-{run}.log"
+def log_file(state_dir: Path, run: str, slot: str = "") -> Path:
+    """Where the reaper of ``run`` (of engine ``slot``) logs; kept after it exits only if it met trouble."""
+    return state_dir / f"reaper-{run}{'-' + slot if slot else ''}.log"
 
 
-def ensure_reaper(run_dir: RunDir, root: ProcessRef, state_dir: Path, *, lock_timeout: float) -> bool:
+def ensure_reaper(
+    run_dir: RunDir,
+    root: ProcessRef,
+    state_dir: Path,
+    *,
+    lock_timeout: float,
+    lease: float = 0.0,
+    slot: str = "",
+) -> bool:
     """Start the reaper of the run unless one runs already; return whether this call started it.
 
     The lock is the run's own, so no other run ever waits on it. Raises
     :class:`LockTimeoutError` naming the lock file when it is not had within ``lock_timeout``.
+    With ``lease`` (seconds), the reaper renews the run's lease on the engine while it watches.
+    A run on several engines has one reaper per engine: ``slot`` names this one's engine
+    (it reaches it through the ``DOCKER_HOST`` it inherits).
     """
-    lock = filelock.FileLock(str(run_dir.reaper_lock))
+    lock = filelock.FileLock(str(run_dir.reaper_lock_for(slot)))
     acquire(
         lock,
         lock_timeout,
@@ -78,17 +93,17 @@ def ensure_reaper(run_dir: RunDir, root: ProcessRef, state_dir: Path, *, lock_ti
         "another process of the run",
     )
     try:
-        running = run_dir.reaper()
+        running = run_dir.reaper(slot)
         if running is not None and running.alive():
             return False
-        pid = _spawn(run_dir.run, root, state_dir)
-        run_dir.write_reaper(ProcessRef.of(pid))
+        pid = _spawn(run_dir.run, root, state_dir, lease, slot)
+        run_dir.write_reaper(ProcessRef.of(pid), slot)
         return True
     finally:
         lock.release()
 
 
-def _spawn(run: str, root: ProcessRef, state_dir: Path) -> int:
+def _spawn(run: str, root: ProcessRef, state_dir: Path, lease: float, slot: str) -> int:
     command = [
         sys.executable,
         "-m",
@@ -101,8 +116,12 @@ def _spawn(run: str, root: ProcessRef, state_dir: Path) -> int:
         format_start(root.started),
         "--state-dir",
         str(state_dir),
+        "--lease",
+        f"{lease:g}",
+        "--slot",
+        slot,
     ]
-    with open(log_file(state_dir, run), "ab") as output, warnings.catch_warnings():
+    with open(log_file(state_dir, run, slot), "ab") as output, warnings.catch_warnings():
         # The reaper outlives this process on purpose. Popen warns (ResourceWarning, an
         # error under -W error) when its object is dropped while the child runs; the
         # object is dropped here, and subprocess still reaps the child once it exits.
@@ -131,12 +150,15 @@ class Reaper:
         run_dir: RunDir | None = None,
         *,
         patience: float = PATIENCE_SECONDS,
+        lease: float = 0.0,
     ) -> None:
         self.client_factory = client_factory
         self.run = run
         self.root = root
         self.run_dir = run_dir
         self.patience = patience
+        self.lease = lease
+        """Seconds the run's lease lives without renewal; 0: the run holds none."""
         self.host = this_host()
         self.watched: set[ProcessRef] = set()
         self.problems = 0
@@ -191,16 +213,23 @@ class Reaper:
 
     def watch(self) -> None:
         """Return once the root process is gone and the run is cleaned."""
-        last_discovery = 0.0
+        last_discovery = last_renewal = 0.0
         while self.root.alive():
             if time.monotonic() - last_discovery >= DISCOVER_SECONDS:
                 self.discover()
                 last_discovery = time.monotonic()
+            if self.lease and time.monotonic() - last_renewal >= renew_every(self.lease):
+                last_renewal = self._renew_lease(last_renewal)
             for process in [p for p in self.watched if p.pid != self.root.pid and not p.alive()]:
                 if self.remove(process.pid) is True:
                     self.watched.discard(process)
             time.sleep(POLL_SECONDS)
         self.finish()
+
+    def _renew_lease(self, last: float) -> float:
+        """Renew the run's lease; return when it was renewed (``last`` if the engine failed)."""
+        renewed = self._engine("renewing the lease", lambda client: renew(client, self.run))
+        return last if renewed is None else time.monotonic()
 
     def finish(self) -> None:
         """The run is over: remove everything, and again until no process of it is left."""
@@ -235,11 +264,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root-start", default="")
     parser.add_argument("--state-dir", type=Path, default=None)
     parser.add_argument("--patience", type=float, default=PATIENCE_SECONDS)
+    parser.add_argument("--lease", type=float, default=0.0, help="renew the run's lease of this many seconds")
+    parser.add_argument("--slot", default="", help="which engine of the run this reaper watches")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s reaper {args.run}: %(message)s")
     run_dir = RunDir(args.state_dir, args.run) if args.state_dir is not None else None
     root = ProcessRef(args.root_pid, parse_start(args.root_start))
-    reaper = Reaper(lambda: engine.client(ENGINE_TIMEOUT), args.run, root, run_dir, patience=args.patience)
+    reaper = Reaper(
+        lambda: engine.client(ENGINE_TIMEOUT),
+        args.run,
+        root,
+        run_dir,
+        patience=args.patience,
+        lease=args.lease,
+    )
     try:
         reaper.watch()
     except BaseException:
@@ -247,11 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("the reaper of run %s failed", args.run)
         raise
     finally:
-        if run_dir is not None:
+        # The run's directory goes with its last reaper (a run on several engines has several).
+        if run_dir is not None and not any(r.alive() for r in run_dir.reapers() if r.pid != os.getpid()):
             run_dir.remove()
             if not reaper.problems:  # keep the log of a reaper that met trouble
                 with contextlib.suppress(OSError):
-                    log_file(args.state_dir, args.run).unlink()
+                    log_file(args.state_dir, args.run, args.slot).unlink()
     return 0
 
 

@@ -37,8 +37,13 @@ class RunDir:
 
     @property
     def reaper_lock(self) -> Path:
-        """The lock that makes one reaper per run."""
-        return self._ensure() / "reaper.lock"
+        """The lock that makes one reaper per run (per engine: see :meth:`reaper_lock_for`)."""
+        return self.reaper_lock_for("")
+
+    def reaper_lock_for(self, slot: str) -> Path:
+        """The lock that makes one reaper per run and engine: ``slot`` names the engine
+        among the run's engines ("" for the first, or only, one)."""
+        return self._ensure() / f"reaper{_suffix(slot)}.lock"
 
     def register(self, process: ProcessRef) -> None:
         """Record ``process`` as one of the run's processes."""
@@ -56,17 +61,19 @@ class RunDir:
                     found.add(ProcessRef(int(pid), parse_start(start)))
         return found
 
-    def write_reaper(self, process: ProcessRef) -> None:
-        """Record the run's reaper."""
-        (self._ensure() / "reaper.pid").write_text(f"{process.pid} {format_start(process.started)}")
+    def write_reaper(self, process: ProcessRef, slot: str = "") -> None:
+        """Record the run's reaper (of the engine ``slot``)."""
+        path = self._ensure() / f"reaper{_suffix(slot)}.pid"
+        path.write_text(f"{process.pid} {format_start(process.started)}")
 
-    def reaper(self) -> ProcessRef | None:
-        """The run's reaper as recorded, or None."""
-        try:
-            pid, _, start = (self.path / "reaper.pid").read_text().partition(" ")
-            return ProcessRef(int(pid), parse_start(start.strip()))
-        except (OSError, ValueError):
-            return None
+    def reaper(self, slot: str = "") -> ProcessRef | None:
+        """The run's reaper (of the engine ``slot``) as recorded, or None."""
+        return _read_process(self.path / f"reaper{_suffix(slot)}.pid")
+
+    def reapers(self) -> list[ProcessRef]:
+        """Every reaper of the run as recorded: one per engine of the run."""
+        found = [_read_process(path) for path in sorted(self.path.glob("reaper*.pid"))]
+        return [process for process in found if process is not None]
 
     def write_tally(self, worker: str, data: dict[str, Any]) -> None:
         """Store one process's tally (written whole, then renamed into place)."""
@@ -85,9 +92,8 @@ class RunDir:
         return found
 
     def alive(self) -> bool:
-        """Whether a registered process or the reaper of the run still runs."""
-        reaper = self.reaper()
-        return any(p.alive() for p in self.processes()) or (reaper is not None and reaper.alive())
+        """Whether a registered process or a reaper of the run still runs."""
+        return any(p.alive() for p in self.processes()) or any(r.alive() for r in self.reapers())
 
     def remove(self) -> None:
         """Remove the directory and everything in it."""
@@ -100,6 +106,18 @@ class RunDir:
 
 # A directory younger than this may belong to a run that is registering its first process.
 STALE_AFTER_SECONDS = 60.0
+
+
+def _suffix(slot: str) -> str:
+    return f"-{sanitize_name_part(slot, 16)}" if slot else ""
+
+
+def _read_process(path: Path) -> ProcessRef | None:
+    try:
+        pid, _, start = path.read_text().partition(" ")
+        return ProcessRef(int(pid), parse_start(start.strip()))
+    except (OSError, ValueError):
+        return None
 
 
 def remove_stale(state_dir: Path) -> int:

@@ -3,8 +3,9 @@
 The engine is the source of truth: a run is whatever carries its ``pytest-dockernet.run``
 label. A run of this host is alive while any process named in its labels (the process
 that made a resource, or the run's root process) is alive — the same pid *and* start time,
-so a recycled pid does not count; runs of other hosts, and runs kept on purpose, are never
-judged dead.
+so a recycled pid does not count. A run of another host is judged by its lease on the
+engine (:mod:`pytest_dockernet.lease`): dead once the lease has expired by the engine's
+clock; without a lease it cannot be judged. Runs kept on purpose are never swept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from .cleanup import (
     remove_network,
     remove_volume,
 )
+from .lease import EngineClock, Lease, engine_clock, leases, parse_engine_time
+from .lease import release as release_lease
 from .naming import (
     LABEL_HOST,
     LABEL_KEEP,
@@ -60,10 +63,16 @@ class RunInfo:
     containers: list[dict[str, Any]] = field(default_factory=list)
     networks: list[dict[str, Any]] = field(default_factory=list)
     volumes: list[dict[str, Any]] = field(default_factory=list)
+    lease: Lease | None = None
+    """The run's newest lease on the engine, if it holds one (see :mod:`pytest_dockernet.lease`)."""
+    clock: EngineClock | None = None
+    """The engine's clock when the run was listed: what its lease is judged by."""
 
     def _labels(self) -> Iterable[dict[str, str]]:
         for item in self.containers + self.networks + self.volumes:
             yield item.get("Labels") or {}
+        if self.lease is not None:
+            yield self.lease.labels
 
     @property
     def hosts(self) -> set[str]:
@@ -91,10 +100,20 @@ class RunInfo:
         return self.hosts == {this_host()}
 
     def alive(self) -> bool | None:
-        """True or False for a run of this host; None when that cannot be told here."""
-        if not self.local:
+        """True or False for a run of this host (by its processes) or for a run of another
+        host that holds a lease (by the lease, on the engine's clock); None otherwise."""
+        if self.local:
+            return any(process.alive() for process in self.processes)
+        if self.lease_expired is None:
             return None
-        return any(process.alive() for process in self.processes)
+        return not self.lease_expired
+
+    @property
+    def lease_expired(self) -> bool | None:
+        """Whether the run's lease has expired; None when it holds none."""
+        if self.lease is None or self.clock is None:
+            return None
+        return self.lease.expired(self.clock)
 
     @property
     def created(self) -> datetime | None:
@@ -111,12 +130,7 @@ class RunInfo:
 def _parse_time(text: str) -> datetime | None:
     # Docker writes RFC 3339, for networks with nanoseconds (2026-11-22T14:55:26.123456789Z),
     # for volumes without (2026-11-22T14:55:26Z).
-    try:
-        head, _, rest = text.removesuffix("Z").partition(".")
-        zone = rest[rest.find("+") :] if "+" in rest else "+00:00"
-        return datetime.fromisoformat(head + zone)
-    except ValueError:
-        return None
+    return parse_engine_time(text)
 
 
 def inventory(client: docker.DockerClient, run: str | None = None) -> list[RunInfo]:
@@ -132,6 +146,12 @@ def inventory(client: docker.DockerClient, run: str | None = None) -> list[RunIn
     for volume in find_labelled_volumes(client, run):
         key = (volume.get("Labels") or {}).get(LABEL_RUN, "")
         runs.setdefault(key, RunInfo(key)).volumes.append(volume)
+    held = leases(client, run)
+    if held:
+        clock = engine_clock(client)
+        for key, lease in held.items():
+            info = runs.setdefault(key, RunInfo(key))
+            info.lease, info.clock = lease, clock
     return sorted(runs.values(), key=lambda info: info.created or datetime.min.replace(tzinfo=timezone.utc))
 
 
@@ -140,7 +160,8 @@ def remove_run(
 ) -> tuple[int, list[CleanupFailure]]:
     """Remove a run's containers, then its networks and volumes (only ``pid``'s, if given).
 
-    Returns how many resources went, and what could not be removed.
+    The whole run's lease goes last, once everything else went. Returns how many resources
+    went, and what could not be removed.
     """
     containers, networks = find_labelled(client, run, pid)
     failures = remove_containers(client, [(c["Id"], c["Names"][0].lstrip("/")) for c in containers])
@@ -153,6 +174,8 @@ def remove_run(
         failure = remove_volume(client, volume["Name"])
         if failure:
             failures.append(failure)
+    if pid is None and not failures:
+        release_lease(client, run)
     return len(containers) + len(networks) + len(volumes) - len(failures), failures
 
 
@@ -175,7 +198,8 @@ class SweepReport:
 
 
 def dead_runs(client: docker.DockerClient, *, include_kept: bool = False) -> list[RunInfo]:
-    """Runs of this host whose processes are all gone (kept runs only if asked)."""
+    """Runs of this host whose processes are all gone, and runs of any host whose lease has
+    expired (kept runs only if asked)."""
     return [info for info in inventory(client) if info.alive() is False and (include_kept or not info.kept)]
 
 
@@ -191,7 +215,7 @@ def sweep(client: docker.DockerClient, runs: Iterable[RunInfo]) -> SweepReport:
 
 
 def sweep_dead_runs(client: docker.DockerClient, state_dir: Path, engine: str) -> SweepReport | None:
-    """Sweep the dead runs of this host off the engine identified by ``engine``.
+    """Sweep the dead runs (see :func:`dead_runs`) off the engine identified by ``engine``.
 
     One process at a time per engine, and nobody waits for it: when another process is
     sweeping this engine already, this returns None at once. A run never waits on another

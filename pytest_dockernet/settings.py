@@ -12,6 +12,7 @@ from ipaddress import IPv4Network, IPv6Network
 from typing import Any, TypeVar
 
 from .engine import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
+from .lease import DEFAULT_LEASE_SECONDS
 from .naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
 from .subnets import (
     DEFAULT_LOCK_TIMEOUT,
@@ -49,9 +50,15 @@ HELP = {
     " being forwarded to the host's resolvers (default: off)",
     "skip_without_engine": "skip, instead of failing, the tests that need a Docker engine when none"
     " answers, with the reason in the skip message (default: off)",
+    "lease": "seconds the run's lease on the engine lives without renewal: once it has expired, runs"
+    f" of other hosts sharing the engine sweep this run's leftovers (default: {DEFAULT_LEASE_SECONDS:g}; 0: no lease)",
+    "engines": "a Docker engine URL (unix://, tcp://, ssh://) for this run; repeat, or comma-separate,"
+    " for several: xdist worker gwN uses engine N modulo their number (default: the environment's"
+    " one engine)",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
+ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
 BOOL_WORDS = "one of 1/0, true/false, yes/no, on/off"
 
 
@@ -81,7 +88,15 @@ OPTIONS = (
     Option("lock_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("engine_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("log_lines", "N", "int", "a whole number of lines, 0 or more"),
+    Option("lease", "SECONDS", "float", "a number of seconds, 0 (no lease) or more"),
     Option("labels", "KEY=VALUE", "args", "KEY=VALUE, comma-separated", repeatable=True),
+    Option(
+        "engines",
+        "URL",
+        "args",
+        "engine URLs such as unix:///var/run/docker.sock or tcp://host:2376",
+        repeatable=True,
+    ),
 )
 SETTING_KEYS = tuple(option.key for option in OPTIONS)
 EXPECTED = {option.key: option.expected for option in OPTIONS}
@@ -110,11 +125,14 @@ class Settings:
     pools6: tuple[IPv6Network, ...] = DEFAULT_POOLS6
     hermetic: bool = False
     skip_without_engine: bool = False
+    lease: float = DEFAULT_LEASE_SECONDS
+    engines: tuple[str, ...] = ()
 
 
 def option_name(key: str) -> str:
     """``subnet_size`` -> ``--dockernet-subnet-size`` (``labels`` -> ``--dockernet-label``)."""
-    return "--dockernet-" + ("label" if key == "labels" else key.replace("_", "-"))
+    singular = {"labels": "label", "engines": "engine"}
+    return "--dockernet-" + singular.get(key, key.replace("_", "-"))
 
 
 def env_name(key: str) -> str:
@@ -194,6 +212,31 @@ def _to_timeout(value: Any) -> float:
     return seconds
 
 
+def _to_engines(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else [str(item) for item in value]
+    engines = []
+    for url in (part.strip() for item in items for part in item.split(",")):
+        if not url:
+            continue
+        if not url.startswith(ENGINE_SCHEMES):
+            raise ValueError(
+                f"{url!r} is not an engine URL; expected one starting with {', '.join(ENGINE_SCHEMES)},"
+                " such as unix:///var/run/docker.sock or tcp://host:2376"
+            )
+        if url not in engines:
+            engines.append(url)
+    if not engines:
+        raise ValueError(f"{value!r} holds no engine URL; expected URLs such as unix:///var/run/docker.sock")
+    return tuple(engines)
+
+
+def _to_lease(value: Any) -> float:
+    seconds = float(value)
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError("it must be 0 or more, and finite")
+    return seconds
+
+
 def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any]) -> Settings:
     """Build :class:`Settings` from the three sources, keyed by setting name."""
     values: dict[str, Any] = {}
@@ -234,6 +277,15 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         if key in values:
             seconds[key] = _convert(values[key], sources[key], _to_timeout, EXPECTED[key])
     settings = replace(settings, **seconds)
+    if "lease" in values:
+        lease = _convert(values["lease"], sources["lease"], _to_lease, EXPECTED["lease"])
+        settings = replace(settings, lease=lease)
+    if "engines" in values:
+        try:
+            engines = _to_engines(values["engines"])
+        except ValueError as exc:
+            raise SettingsError(f"{sources['engines']}: {exc}") from None
+        settings = replace(settings, engines=engines)
     if "labels" in values:
         labels = _convert(values["labels"], sources["labels"], _to_labels, EXPECTED["labels"])
         settings = replace(settings, labels=labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import docker
 import pytest
+from second_engine import Engine, running_engine
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
 from pytest_dockernet.images import import_busybox
+from pytest_dockernet.lease import LABEL_LEASE_OF
 from pytest_dockernet.naming import HOST_ENV, LABEL_HOST
+from pytest_dockernet.plugin import state_key
 from pytest_dockernet.statedir import STATE_DIR_ENV
 
 # This suite shares its engine with any other run (a CI matrix, the demo started beside it
@@ -44,6 +48,15 @@ TEST_IMAGE = os.environ.get("DOCKERNET_TEST_IMAGE", "dockernet-test/busybox:1")
 def image(docker_client: docker.DockerClient) -> str:
     """The test image, imported once per engine even under xdist (a file lock guards it)."""
     return import_busybox(docker_client, TEST_IMAGE)
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    """A second engine of the test's own (see second_engine.py), torn down afterwards."""
+    if shutil.which("dockerd") is None or os.getuid() != 0:
+        pytest.skip("needs dockerd and root to run a second engine")
+    with running_engine() as second:
+        yield second
 
 
 @pytest.fixture
@@ -135,6 +148,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         containers, networks, volumes = suite_resources(client)
     except docker.errors.DockerException:
         return
+    # This run's own lease goes with its reaper, after this process is gone.
+    own = session.config.stash[state_key].identity.run
+    containers = [c for c in containers if (c.get("Labels") or {}).get(LABEL_LEASE_OF) != own]
     if containers or networks or volumes:
         names = (
             [c["Names"][0] for c in containers] + [n["Name"] for n in networks] + [v["Name"] for v in volumes]

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import docker
 import pytest
@@ -37,84 +33,6 @@ pytestmark = pytest.mark.skipif(
     shutil.which("dockerd") is None or os.getuid() != 0,
     reason="needs dockerd and root to run a second engine",
 )
-
-
-class Engine:
-    """A dockerd that the test can stop and start again."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.host = f"unix://{root}/docker.sock"
-        self.netns = root.name
-        self.process: subprocess.Popen[bytes] | None = None
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
-        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
-
-    def start(self) -> None:
-        log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - the daemon keeps it
-        self.process = subprocess.Popen(
-            [
-                "nsenter",  # the network namespace only: dockerd needs the host's cgroup mounts
-                f"--net=/run/netns/{self.netns}",
-                "dockerd",
-                "--host",
-                self.host,
-                "--data-root",
-                str(self.root / "data"),
-                "--exec-root",
-                str(self.root / "exec"),
-                "--pidfile",
-                str(self.root / "docker.pid"),
-                "--shutdown-timeout",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        wait_for(self.answers, 60, "the second engine to answer", interval=0.2)
-
-    def answers(self) -> bool:
-        try:
-            docker.DockerClient(base_url=self.host, timeout=5).ping()
-        except Exception:  # noqa: BLE001
-            return False
-        return True
-
-    def freeze(self) -> None:
-        """SIGSTOP: the socket still accepts connections, and nothing answers."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        if self.process is not None:
-            self.process.send_signal(signal.SIGCONT)
-
-    def stop(self) -> None:
-        self.thaw()
-        if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
-
-
-@pytest.fixture
-def engine() -> Iterator[Engine]:
-    root = Path(tempfile.mkdtemp(prefix="dn-", dir="/tmp"))  # unix socket paths must stay short
-    second = Engine(root)
-    second.start()
-    try:
-        yield second
-    finally:
-        second.stop()
-        subprocess.run(["ip", "netns", "del", second.netns], capture_output=True)
-        subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 IN_FLIGHT = f"""
