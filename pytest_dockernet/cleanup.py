@@ -129,6 +129,26 @@ def remove_network(client: docker.DockerClient, network_id: str, name: str) -> C
     return None
 
 
+def confirm_network_gone(
+    client: docker.DockerClient, network_id: str, name: str, seconds: float = 10.0
+) -> CleanupFailure | None:
+    """Wait until the engine no longer lists a network whose removal it accepted.
+
+    A swarm's overlay network is removed through the swarm's manager: the engine still lists
+    it for a moment (0.3 s measured) after ``network rm`` returned.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_network(network_id)
+        except docker.errors.NotFound:
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, none may escape
+            return CleanupFailure("network", network_id, name, _reason(exc))
+        time.sleep(0.05)
+    return CleanupFailure("network", network_id, name, f"still listed {seconds:g} s after its removal")
+
+
 def _force_remove_network(client: docker.DockerClient, network_id: str, name: str) -> CleanupFailure | None:
     # A container another process is removing right now cannot be disconnected ("marked
     # for removal"), but it is gone a moment later: try a few times.

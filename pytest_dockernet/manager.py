@@ -87,8 +87,11 @@ class NetworkManager:
         allocator: SubnetAllocator,
         *,
         engine: str | None = None,
+        driver: str = "bridge",
     ) -> None:
         self.client = client
+        self.driver = driver
+        """The driver of every network made: ``bridge``, or ``overlay`` on a swarm manager."""
         self.identity = identity
         self.allocator = allocator
         self.engine = engine or engine_key(client)
@@ -113,13 +116,14 @@ class NetworkManager:
         lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
         state_dir: Path | None = None,
         pools6: Sequence[IPv6Network] = DEFAULT_POOLS6,
+        driver: str = "bridge",
     ) -> NetworkManager:
         """A manager whose allocation lock lives in the per-user state directory."""
         directory = ensure_private_dir(state_dir or default_state_dir())
         engine = engine_key(client)
         lock = lock_path(directory, "subnets", engine)
         allocator = SubnetAllocator(client, lock, pools, subnet_size, lock_timeout, pools6=pools6)
-        return cls(client, identity, allocator, engine=engine)
+        return cls(client, identity, allocator, engine=engine, driver=driver)
 
     def create_network(
         self,
@@ -218,7 +222,7 @@ class NetworkManager:
             )
 
         def create() -> Network:
-            return Network.create(self.client, self.allocator, self.identity, **wanted)
+            return Network.create(self.client, self.allocator, self.identity, driver=self.driver, **wanted)
 
         try:
             return create()

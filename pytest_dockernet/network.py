@@ -64,8 +64,11 @@ class Network:
         internal: bool = False,
         hermetic: bool = False,
         subnet6: IPv6Network | None = None,
+        driver: str = "bridge",
     ) -> None:
         self.client = client
+        self.driver = driver
+        """``bridge``, or ``overlay`` (an attachable network of a swarm)."""
         self.id = network_id
         """The engine's network ID: the plugin never looks a network up by name."""
         self.name = name
@@ -113,11 +116,14 @@ class Network:
         ipv6: bool = False,
         labels: Labels | None = None,
         options: dict[str, str] | None = None,
+        driver: str = "bridge",
     ) -> Network:
-        """Create a labelled bridge network on a free subnet of the allocator's pools.
+        """Create a labelled network on a free subnet of the allocator's pools.
 
         With ``ipv6`` the network is dual-stack: it also gets a /64 of the allocator's IPv6
-        pools. ``hermetic`` networks start their containers with no DNS upstream.
+        pools. ``hermetic`` networks start their containers with no DNS upstream. ``driver``
+        is ``bridge``, or ``overlay`` on a swarm manager: an attachable overlay network, whose
+        subnet the swarm's manager checks against every other of the swarm.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         name = identity.next_network_name()
@@ -128,7 +134,8 @@ class Network:
                 pools.append(IPAMPool(subnet=str(subnet6), gateway=str(next(subnet6.hosts()))))
             response = client.api.create_network(
                 name,
-                driver="bridge",
+                driver=driver,
+                attachable=True if driver == "overlay" else None,
                 options=options,
                 ipam=IPAMConfig(driver="default", pool_configs=pools),
                 internal=internal,
@@ -159,6 +166,7 @@ class Network:
             internal=internal,
             hermetic=hermetic,
             subnet6=subnet6,
+            driver=driver,
         )
 
     def run(
@@ -533,6 +541,8 @@ class Network:
             with contextlib.suppress(docker.errors.APIError):
                 self.client.api.disconnect_container_from_network(guest.id, self.id, force=True)
         failure = cleanup.remove_network(self.client, self.id, self.name)
+        if failure is None and self.driver == "overlay":
+            failure = cleanup.confirm_network_gone(self.client, self.id, self.name)
         if failure:
             failures.append(failure)
         return failures

@@ -414,6 +414,7 @@ def dockernet_manager(
             lock_timeout=settings.lock_timeout,
             state_dir=state_dir,
             pools6=settings.pools6,
+            driver=settings.driver,
         )
     )
     started = not settings.keep and _attempt(

@@ -55,9 +55,12 @@ HELP = {
     "engines": "a Docker engine URL (unix://, tcp://, ssh://) for this run; repeat, or comma-separate,"
     " for several: xdist worker gwN uses engine N modulo their number (default: the environment's"
     " one engine)",
+    "driver": "the driver of the plugin's networks: bridge, or overlay on an engine that is a swarm"
+    " manager (attachable overlay networks; default: bridge)",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
+DRIVERS = ("bridge", "overlay")
 ENGINE_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
 BOOL_WORDS = "one of 1/0, true/false, yes/no, on/off"
 
@@ -89,6 +92,7 @@ OPTIONS = (
     Option("engine_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("log_lines", "N", "int", "a whole number of lines, 0 or more"),
     Option("lease", "SECONDS", "float", "a number of seconds, 0 (no lease) or more"),
+    Option("driver", "DRIVER", None, "bridge or overlay"),
     Option("labels", "KEY=VALUE", "args", "KEY=VALUE, comma-separated", repeatable=True),
     Option(
         "engines",
@@ -127,6 +131,7 @@ class Settings:
     skip_without_engine: bool = False
     lease: float = DEFAULT_LEASE_SECONDS
     engines: tuple[str, ...] = ()
+    driver: str = "bridge"
 
 
 def option_name(key: str) -> str:
@@ -280,6 +285,14 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
     if "lease" in values:
         lease = _convert(values["lease"], sources["lease"], _to_lease, EXPECTED["lease"])
         settings = replace(settings, lease=lease)
+    if "driver" in values:
+        driver = str(values["driver"]).strip().lower()
+        if driver not in DRIVERS:
+            raise SettingsError(
+                f"{sources['driver']}: {values['driver']!r} is not a network driver the plugin uses;"
+                f" expected {EXPECTED['driver']}"
+            )
+        settings = replace(settings, driver=driver)
     if "engines" in values:
         try:
             engines = _to_engines(values["engines"])
