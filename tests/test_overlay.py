@@ -13,10 +13,12 @@ import subprocess
 import docker
 import pytest
 from conftest import TEST_IMAGE, core_identity
+from docker.types import IPAMConfig, IPAMPool
 from test_reaper import HOLDING_TEST, kill_lingering, leftovers, ready_files, run_of, start, wait_for
 
 from pytest_dockernet import NetworkManager
 from pytest_dockernet.images import import_busybox
+from pytest_dockernet.subnets import DEFAULT_POOLS, engine_subnets, free_subnets, host_routes
 
 ADVERTISE = "10.254.254.1"
 
@@ -109,3 +111,24 @@ def test_the_reaper_removes_overlay_networks_after_a_sigkill(swarm, pytester):
         controller.kill()
         controller.communicate()
         kill_lingering(workers)
+
+
+def test_the_swarm_accepts_an_overlapping_subnet_so_the_allocator_avoids_every_listed_one(swarm, tmp_path):
+    """Measured: a swarm manager of Docker 20.10 makes a second overlay network on a subnet
+    another already has, without a word. The allocator's listing of the engine's networks,
+    under the engine's lock, is what keeps the plugin's overlay networks apart."""
+    _, client = swarm
+    first = next(free_subnets(list(DEFAULT_POOLS), 26, [*engine_subnets(client), *host_routes()]))
+    ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=str(first))])
+    foreign = [
+        client.api.create_network(f"dn-overlap-{n}", driver="overlay", attachable=True, ipam=ipam)
+        for n in "ab"
+    ]
+    manager = NetworkManager.for_client(client, core_identity(), driver="overlay", state_dir=tmp_path)
+    try:
+        networks = [manager.create_network() for _ in range(2)]
+        assert all(not network.subnet.overlaps(first) for network in networks)
+    finally:
+        manager.close()
+        for network in foreign:
+            client.api.remove_network(network["Id"])
