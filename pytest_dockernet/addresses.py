@@ -10,23 +10,30 @@ from .errors import InvalidAddressError
 LOOPBACK = "127.0.0.1"
 
 
-def endpoint_on(attrs: dict[str, Any], network_id: str) -> dict[str, Any] | None:
-    """A container's endpoint on network ``network_id``, from its inspect data."""
-    for endpoint in (attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+def endpoint_on(attrs: dict[str, Any], network_id: str, name: str | None = None) -> dict[str, Any] | None:
+    """A container's endpoint on network ``network_id`` (named ``name``), from its inspect data.
+
+    Docker keys endpoints by network name and gives the ID as ``NetworkID``; podman's Docker
+    API (4.3) gives the name there too, so the name is the fallback.
+    """
+    endpoints = attrs.get("NetworkSettings", {}).get("Networks") or {}
+    for endpoint in endpoints.values():
         if endpoint.get("NetworkID") == network_id:
             return dict(endpoint)
+    if name is not None and name in endpoints:
+        return dict(endpoints[name])
     return None
 
 
-def address_on(attrs: dict[str, Any], network_id: str) -> IPv4Address | None:
-    """A container's IPv4 address on network ``network_id``, from its inspect data."""
-    endpoint = endpoint_on(attrs, network_id) or {}
+def address_on(attrs: dict[str, Any], network_id: str, name: str | None = None) -> IPv4Address | None:
+    """A container's IPv4 address on network ``network_id`` (named ``name``), from its inspect data."""
+    endpoint = endpoint_on(attrs, network_id, name) or {}
     return IPv4Address(endpoint["IPAddress"]) if endpoint.get("IPAddress") else None
 
 
-def address6_on(attrs: dict[str, Any], network_id: str) -> IPv6Address | None:
+def address6_on(attrs: dict[str, Any], network_id: str, name: str | None = None) -> IPv6Address | None:
     """A container's global IPv6 address on network ``network_id``, from its inspect data."""
-    endpoint = endpoint_on(attrs, network_id) or {}
+    endpoint = endpoint_on(attrs, network_id, name) or {}
     return IPv6Address(endpoint["GlobalIPv6Address"]) if endpoint.get("GlobalIPv6Address") else None
 
 

@@ -215,5 +215,8 @@ def import_rootfs(
             client.api.import_image_from_data(
                 rootfs(), repository=repository, tag=tag or "latest", changes=changes
             )
+            if not image_present(client, reference):
+                # Podman's Docker API (4.3) imports as REPOSITORY:latest, whatever the tag.
+                client.api.tag(f"{repository}:latest", repository, tag)
             log.info("imported image %s", reference)
     return reference

@@ -40,6 +40,7 @@ resource of the run's tests, and nothing that counts a run's resources sees it).
 LABEL_LEASE_SECONDS = "pytest-dockernet.lease-seconds"
 DEFAULT_LEASE_SECONDS = 60.0
 RENEWALS_PER_LEASE = 4
+LEASE_NAME_PART = "-lease-"
 
 
 def renew_every(seconds: float) -> float:
@@ -109,7 +110,10 @@ def engine_clock(client: docker.DockerClient) -> EngineClock:
 
 def engine_up_since(client: docker.DockerClient) -> datetime | None:
     """When the engine last started: the default ``bridge`` network is made anew at every
-    daemon start. None when the engine has no such network (``--bridge none``, podman)."""
+    daemon start. None when the engine has no such network (``--bridge none``), and on
+    podman, whose Docker API shows its default network as made at every call."""
+    if is_podman(client):
+        return None
     try:
         found = client.api.networks(names=["bridge"])
     except docker.errors.APIError:
@@ -117,6 +121,15 @@ def engine_up_since(client: docker.DockerClient) -> datetime | None:
     stamps = [parse_engine_time(str(n.get("Created", ""))) for n in found if n.get("Name") == "bridge"]
     known = [stamp for stamp in stamps if stamp is not None]
     return max(known) if known else None
+
+
+def is_podman(client: docker.DockerClient) -> bool:
+    """Whether the engine is podman serving the Docker API."""
+    try:
+        components = client.version().get("Components") or []
+    except docker.errors.APIError:
+        return False
+    return any("podman" in str(component.get("Name", "")).lower() for component in components)
 
 
 def _lease_containers(client: docker.DockerClient, run: str | None = None) -> list[dict[str, Any]]:
@@ -148,8 +161,12 @@ def take_lease(
     """Create the first lease of ``run`` (``labels`` are the run's own); return its ID."""
     lease_labels = {key: value for key, value in labels.items() if key != LABEL_RUN}
     lease_labels.update({LABEL_LEASE_OF: run, LABEL_LEASE_SECONDS: f"{seconds:g}"})
+    # Network mode "none": the lease joins no network, on Docker and podman alike.
     created = client.api.create_container(
-        lease_image(client), name=name, labels=lease_labels, network_disabled=True
+        lease_image(client),
+        name=name,
+        labels=lease_labels,
+        host_config=client.api.create_host_config(network_mode="none"),
     )
     return str(created["Id"])
 
@@ -162,7 +179,8 @@ def renew(client: docker.DockerClient, run: str) -> bool:
         return False
     newest = max(current, key=lambda c: int(c.get("Created", 0)))
     labels = dict(newest.get("Labels") or {})
-    name = f"{(newest.get('Names') or ['/lease'])[0].lstrip('/').rsplit('.', 1)[0]}.{_stamp()}"
+    old_name = (newest.get("Names") or ["/lease"])[0].lstrip("/")
+    name = f"{old_name.partition(LEASE_NAME_PART)[0]}{LEASE_NAME_PART}{_stamp()}"
     take_lease(client, run, float(labels.get(LABEL_LEASE_SECONDS, DEFAULT_LEASE_SECONDS)), labels, name)
     for container in current:
         remove_container(client, str(container["Id"]), "lease")
@@ -191,5 +209,5 @@ def expired_leases(client: docker.DockerClient) -> list[Lease]:
 
 
 def lease_name(prefix: str, run: str) -> str:
-    """The first lease container's name; renewals add a time stamp after a dot."""
-    return f"{prefix}-{run}-lease.{_stamp()}"
+    """The first lease container's name; each renewal's ends in a new time stamp."""
+    return f"{prefix}-{run}{LEASE_NAME_PART}{_stamp()}"

@@ -331,7 +331,7 @@ class Network:
 
     def _service(self, container: Container, aliases: list[str]) -> Service:
         attrs = container.attrs
-        return Service(self, container, aliases, self._ip_of(attrs), address6_on(attrs, self.id))
+        return Service(self, container, aliases, self._ip_of(attrs), address6_on(attrs, self.id, self.name))
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
         # Returns when the container exits; a read time-out means it stayed up.
@@ -453,7 +453,7 @@ class Network:
             cleanup.warn_failures([failure], stacklevel=3)
 
     def _ip_of(self, attrs: dict[str, Any]) -> IPv4Address:
-        address = address_on(attrs, self.id)
+        address = address_on(attrs, self.id, self.name)
         if address is None:
             raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
         return address
@@ -490,7 +490,7 @@ class Network:
             attrs = service.reload()
         if service.network is self:
             service.ip = self._ip_of(attrs)
-            service.ip6 = address6_on(attrs, self.id)
+            service.ip6 = address6_on(attrs, self.id, self.name)
         return self._ip_of(attrs)
 
     def disconnect(self, service: Service) -> None:

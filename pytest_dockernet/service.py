@@ -156,11 +156,11 @@ class Service:
         Read from what the engine said at the last change of attachment (run, connect,
         disconnect, partition, start...): current, without another engine call.
         """
-        return address_on(self.container.attrs, network.id)
+        return address_on(self.container.attrs, network.id, network.name)
 
     def ip6_on(self, network: Network) -> IPv6Address | None:
         """Its IPv6 address on ``network``, or None (no IPv6 there, or not attached)."""
-        return address6_on(self.container.attrs, network.id)
+        return address6_on(self.container.attrs, network.id, network.name)
 
     def host_port(self, container_port: int, protocol: str = "tcp") -> int:
         """The host port that ``container_port`` is published on (``ports={6379: None}``).
@@ -221,8 +221,8 @@ class Service:
                 ) from None
             attrs = self.reload()
         # A container that starts again may get another address: keep .ip current.
-        self.ip = address_on(attrs, self.network.id) or self.ip
-        self.ip6 = address6_on(attrs, self.network.id) or self.ip6
+        self.ip = address_on(attrs, self.network.id, self.network.name) or self.ip
+        self.ip6 = address6_on(attrs, self.network.id, self.network.name) or self.ip6
 
     def remove(self) -> CleanupFailure | None:
         """Remove the container now, before its network goes; return what failed, if anything."""

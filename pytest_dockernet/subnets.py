@@ -229,8 +229,13 @@ def free_subnets(pools: Sequence[N], subnet_size: int, taken: Iterable[N]) -> It
 
 
 def is_overlap_refusal(exc: docker.errors.APIError) -> bool:
-    """Whether the engine refused a network because its subnet overlaps another."""
-    return "overlap" in str(exc.explanation or exc).lower()
+    """Whether the engine refused a network because its subnet overlaps another.
+
+    Docker says "Pool overlaps with other one on this address space"; podman (netavark)
+    says "subnet ... is already used on the host or by another config".
+    """
+    text = str(exc.explanation or exc).lower()
+    return "overlap" in text or "already used on the host" in text
 
 
 class SubnetAllocator:

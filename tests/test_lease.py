@@ -67,13 +67,14 @@ def test_engine_times_parse_as_docker_writes_them():
 def test_renewal_replaces_the_lease_and_an_engine_restart_restarts_the_clock(engine):
     client = docker.DockerClient(base_url=engine.host)
     run = new_run_id()
-    take_lease(client, run, 4, {"team": "qa"}, f"dockernet-{run}-lease.0")
+    take_lease(client, run, 4, {"team": "qa"}, f"dockernet-{run}-lease-0")
     first = leases(client, run)[run]
     time.sleep(1.1)
     assert renew(client, run)
     renewed = leases(client)[run]
     assert renewed.id != first.id
     assert renewed.labels["team"] == "qa"
+    assert client.api.inspect_container(renewed.id)["Name"].startswith(f"/dockernet-{run}-lease-")
     assert len(client.api.containers(all=True, filters={"label": [f"{LABEL_LEASE_OF}={run}"]})) == 1
     wait_for(lambda: expired_leases(client), 10, "the lease to expire")
     engine.stop()
