@@ -1,6 +1,6 @@
 """The unit of test work, timed inside real pytest sessions: pytest-dockernet against plain docker-py.
 
-The unit: a new network, three services with aliases, one DNS lookup, teardown. Seven
+The unit: a new network, three services with aliases, one DNS lookup, teardown. Eight
 variants, each a test file of ``--tests`` such tests:
 
 - ``plain``: plain docker-py, one call after another, as a careful user writes it
@@ -12,7 +12,8 @@ variants, each a test file of ``--tests`` such tests:
 - ``run``: ``docker_network.run`` one service after another;
 - ``run_many``: ``docker_network.run_many``;
 - ``fixtures``: three function-scoped ``service_fixture``s the test requests, and the
-  lookup as ``docker_network.run_job`` — the way most users write it.
+  lookup as ``docker_network.run_job`` — the way most users write it;
+- ``fixtures_np``: ``fixtures`` with ``--dockernet-no-prefetch``, to show what prefetching does.
 
 Each variant runs as its own pytest session, serially and under ``-p xdist -n 2``, the
 variants interleaved within each round. A session's time is from its first test's setup
@@ -38,7 +39,9 @@ import docker
 from pytest_dockernet.images import import_busybox
 
 IMAGE = "dockernet-test/busybox:1"
-VARIANTS = ("plain", "floor", "floor_bg", "floor_job", "run", "run_many", "fixtures")
+VARIANTS = ("plain", "floor", "floor_bg", "floor_job", "run", "run_many", "fixtures", "fixtures_np")
+# Variants that are another's test file with other options.
+SAME_AS = {"fixtures_np": ("fixtures", ["--dockernet-no-prefetch"])}
 
 CONFTEST = """
 import json, os, time
@@ -180,7 +183,8 @@ def test_unit(docker_network, web, cache, db, n):
 
 def session_seconds_per_test(workdir: Path, variant: str, xdist: bool, tests: int) -> float:
     out = Path(tempfile.mkdtemp(prefix="bench-out-"))
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"test_{variant}.py"]
+    source, options = SAME_AS.get(variant, (variant, []))
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"test_{source}.py", *options]
     if xdist:
         command += ["-p", "xdist", "-n", "2"]
     env = {**os.environ, "BENCH_OUT": str(out), "BENCH_TESTS": str(tests), "PYTEST_DOCKERNET_SWEEP": "0"}
@@ -207,7 +211,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
         (workdir / "conftest.py").write_text(CONFTEST)
-        for variant in VARIANTS:
+        for variant in BODIES:
             (workdir / f"test_{variant}.py").write_text(COMMON + BODIES[variant])
         for xdist in (False,) if args.serial_only else (False, True):
             times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}

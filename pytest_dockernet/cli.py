@@ -25,6 +25,7 @@ EXIT_OK, EXIT_FAILURES, EXIT_REFUSED, EXIT_NO_ENGINE, EXIT_NO_SUCH_RUN = 0, 1, 2
 
 
 ENGINES_ENV = "PYTEST_DOCKERNET_ENGINES"
+SWEEP_LABEL_ENV = "PYTEST_DOCKERNET_SWEEP_LABEL"
 
 
 def state_of(info: RunInfo) -> str:
@@ -118,7 +119,15 @@ def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> l
         return chosen
     if args.all:
         return list(infos)
-    return [info for info in infos if state_of(info).startswith("dead")]
+    label = sweep_label(args)
+    return [info for info in infos if state_of(info).startswith("dead") and info.has_label(label)]
+
+
+def sweep_label(args: argparse.Namespace) -> tuple[str, str] | None:
+    """``--label KEY=VALUE``, else ``$PYTEST_DOCKERNET_SWEEP_LABEL``, as (KEY, VALUE), or None."""
+    text = args.label or os.environ.get(SWEEP_LABEL_ENV, "")
+    key, equals, value = text.partition("=")
+    return (key.strip(), value.strip()) if equals and key.strip() else None
 
 
 def no_such_run(run: str, err: TextIO) -> int:
@@ -206,6 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rm.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask for confirmation")
     rm.add_argument("--dry-run", "-n", action="store_true", help="only say what would be removed")
+    rm.add_argument(
+        "--label",
+        metavar="KEY=VALUE",
+        help="without --run or --all: only dead runs carrying this label (default: $PYTEST_DOCKERNET_SWEEP_LABEL)",
+    )
     for command in (ls, rm):
         command.add_argument(
             "--engine",

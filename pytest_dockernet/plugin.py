@@ -431,7 +431,7 @@ def dockernet_manager(
         _attempt(lambda: _take_lease(docker_client, identity, settings.lease))
     state.manager = manager
     if started and settings.sweep:
-        _sweep(manager, state_dir)
+        _sweep(manager, state_dir, settings.sweep_label)
     yield manager
     _report(manager.close())
 
@@ -444,11 +444,11 @@ def _take_lease(client: docker.DockerClient, identity: RunIdentity, seconds: flo
         )
 
 
-def _sweep(manager: NetworkManager, state_dir: Path) -> None:
+def _sweep(manager: NetworkManager, state_dir: Path, sweep_label: tuple[str, str] | None) -> None:
     """Once per run, by the process that started its reaper: remove what dead runs left."""
     try:
         with engine.engine_errors("sweeping the dead runs off the engine"):
-            report = runs.sweep_dead_runs(manager.client, state_dir, manager.engine)
+            report = runs.sweep_dead_runs(manager.client, state_dir, manager.engine, sweep_label)
     except (DockernetError, docker.errors.DockerException) as exc:
         manager.tally.sweep_problem = str(exc)
         return

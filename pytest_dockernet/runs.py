@@ -89,6 +89,13 @@ class RunInfo:
         """Every process id in the run's labels: creators and the root process."""
         return {process.pid for process in self.processes}
 
+    def has_label(self, label: tuple[str, str] | None) -> bool:
+        """Whether a resource (or the lease) of the run carries ``label`` (KEY, VALUE); True for None."""
+        if label is None:
+            return True
+        key, value = label
+        return any(labels.get(key) == value for labels in self._labels())
+
     @property
     def kept(self) -> bool:
         """Whether the run was made with ``--dockernet-keep``."""
@@ -197,10 +204,16 @@ class SweepReport:
         return text + (f"; {len(self.failures)} could not be removed" if self.failures else "")
 
 
-def dead_runs(client: docker.DockerClient, *, include_kept: bool = False) -> list[RunInfo]:
+def dead_runs(
+    client: docker.DockerClient, *, include_kept: bool = False, label: tuple[str, str] | None = None
+) -> list[RunInfo]:
     """Runs of this host whose processes are all gone, and runs of any host whose lease has
-    expired (kept runs only if asked)."""
-    return [info for info in inventory(client) if info.alive() is False and (include_kept or not info.kept)]
+    expired (kept runs only if asked; only runs carrying ``label``, if given)."""
+    return [
+        info
+        for info in inventory(client)
+        if info.alive() is False and (include_kept or not info.kept) and info.has_label(label)
+    ]
 
 
 def sweep(client: docker.DockerClient, runs: Iterable[RunInfo]) -> SweepReport:
@@ -214,13 +227,15 @@ def sweep(client: docker.DockerClient, runs: Iterable[RunInfo]) -> SweepReport:
     return report
 
 
-def sweep_dead_runs(client: docker.DockerClient, state_dir: Path, engine: str) -> SweepReport | None:
+def sweep_dead_runs(
+    client: docker.DockerClient, state_dir: Path, engine: str, label: tuple[str, str] | None = None
+) -> SweepReport | None:
     """Sweep the dead runs (see :func:`dead_runs`) off the engine identified by ``engine``.
 
     One process at a time per engine, and nobody waits for it: when another process is
     sweeping this engine already, this returns None at once. A run never waits on another
     run's sweep, however slow that engine is. Directories of dead runs in ``state_dir``
-    go too.
+    go too. With ``label`` (KEY, VALUE), only runs carrying it are swept.
     """
     lock = filelock.FileLock(str(lock_path(state_dir, "sweep", engine)), timeout=0)
     try:
@@ -228,7 +243,7 @@ def sweep_dead_runs(client: docker.DockerClient, state_dir: Path, engine: str) -
     except filelock.Timeout:
         return None
     try:
-        report = sweep(client, dead_runs(client))
+        report = sweep(client, dead_runs(client, label=label))
         remove_stale(state_dir)
         return report
     finally:

@@ -57,6 +57,8 @@ HELP = {
     " one engine)",
     "driver": "the driver of the plugin's networks: bridge, or overlay on an engine that is a swarm"
     " manager (attachable overlay networks; default: bridge)",
+    "sweep_label": "sweep (at start-up) only dead runs carrying this label KEY=VALUE, for engines"
+    " shared with runs that are not yours (default: every dead run)",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
@@ -93,6 +95,7 @@ OPTIONS = (
     Option("log_lines", "N", "int", "a whole number of lines, 0 or more"),
     Option("lease", "SECONDS", "float", "a number of seconds, 0 (no lease) or more"),
     Option("driver", "DRIVER", None, "bridge or overlay"),
+    Option("sweep_label", "KEY=VALUE", None, "one KEY=VALUE"),
     Option("labels", "KEY=VALUE", "args", "KEY=VALUE, comma-separated", repeatable=True),
     Option(
         "engines",
@@ -132,6 +135,7 @@ class Settings:
     lease: float = DEFAULT_LEASE_SECONDS
     engines: tuple[str, ...] = ()
     driver: str = "bridge"
+    sweep_label: tuple[str, str] | None = None
 
 
 def option_name(key: str) -> str:
@@ -285,6 +289,13 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
     if "lease" in values:
         lease = _convert(values["lease"], sources["lease"], _to_lease, EXPECTED["lease"])
         settings = replace(settings, lease=lease)
+    if "sweep_label" in values:
+        pairs = _convert(values["sweep_label"], sources["sweep_label"], _to_labels, EXPECTED["sweep_label"])
+        if len(pairs) != 1:
+            raise SettingsError(
+                f"{sources['sweep_label']}: {values['sweep_label']!r} is not valid; expected one KEY=VALUE"
+            )
+        settings = replace(settings, sweep_label=pairs[0])
     if "driver" in values:
         driver = str(values["driver"]).strip().lower()
         if driver not in DRIVERS:

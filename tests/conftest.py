@@ -39,6 +39,9 @@ SUITE_HOST = f"{socket.gethostname()}-suite-{SUITE_ID}"
 os.environ.setdefault("PYTEST_DOCKERNET_LABELS", f"{SUITE_LABEL_KEY}={SUITE_ID}")
 os.environ.setdefault("PYTEST_DOCKERNET_HOST", SUITE_HOST)
 os.environ.setdefault("PYTEST_DOCKERNET_SWEEP", "0")
+# Sweeps and plain prunes of the suite's runs judge only the suite's runs: other hosts' runs
+# whose lease expired are another suite's or user's, not this suite's to remove.
+os.environ.setdefault("PYTEST_DOCKERNET_SWEEP_LABEL", f"{SUITE_LABEL_KEY}={SUITE_ID}")
 
 # Built from the host's static busybox (Debian: busybox-static): no registry is needed.
 TEST_IMAGE = os.environ.get("DOCKERNET_TEST_IMAGE", "dockernet-test/busybox:1")

@@ -97,3 +97,42 @@ def test_ipv6_pools_and_hermetic():
     assert settings.hermetic
     assert [str(p) for p in Settings().pools6] == ["fd00:d0c:4e7::/48"]
     assert resolve(NONE, {}, {"hermetic": "true"}).hermetic
+
+
+def test_lease_engines_driver_sweep_label_and_prefetch():
+    env = {
+        "PYTEST_DOCKERNET_LEASE": "5",
+        "PYTEST_DOCKERNET_ENGINES": "unix:///a.sock, tcp://b:2376,unix:///a.sock",
+        "PYTEST_DOCKERNET_DRIVER": "Overlay",
+        "PYTEST_DOCKERNET_SWEEP_LABEL": "team=qa",
+        "PYTEST_DOCKERNET_PREFETCH": "off",
+    }
+    settings = resolve(NONE, env, NONE)
+    assert settings.lease == 5.0
+    assert settings.engines == ("unix:///a.sock", "tcp://b:2376")
+    assert settings.driver == "overlay"
+    assert settings.sweep_label == ("team", "qa")
+    assert settings.prefetch is False
+    assert resolve({"lease": "0"}, {}, NONE).lease == 0.0
+    assert resolve(NONE, {}, {"engines": ["unix:///x", "ssh://me@host"]}).engines == (
+        "unix:///x",
+        "ssh://me@host",
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        (
+            "lease",
+            "-1",
+            "--dockernet-lease: '-1' is not valid; expected a number of seconds, 0 (no lease) or more",
+        ),
+        ("engines", ["host:2375"], "--dockernet-engine: 'host:2375' is not an engine URL"),
+        ("driver", "macvlan", "--dockernet-driver: 'macvlan' is not a network driver the plugin uses"),
+        ("sweep_label", "a=1,b=2", "--dockernet-sweep-label: 'a=1,b=2' is not valid; expected one KEY=VALUE"),
+    ],
+)
+def test_bad_new_settings_are_one_sentence_naming_the_option(key, value, message):
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        resolve({key: value}, {}, NONE)
