@@ -141,10 +141,10 @@ from pytest_dockernet import runs
 
 real_sweep = runs.sweep_dead_runs
 
-def frozen_sweep(client, state_dir, engine):
+def frozen_sweep(client, state_dir, engine, label=None):
     os.kill(int(os.environ["FREEZE_PID"]), signal.SIGSTOP)
     open("frozen", "w").close()
-    return real_sweep(client, state_dir, engine)
+    return real_sweep(client, state_dir, engine, label)
 
 runs.sweep_dead_runs = frozen_sweep
 """
