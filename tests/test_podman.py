@@ -35,7 +35,7 @@ def podman() -> Iterator[tuple[str, docker.DockerClient]]:
         yield url, client
 
 
-def test_networks_aliases_exec_and_labels_on_podman(podman, tmp_path):
+def test_networks_addresses_exec_and_labels_on_podman(podman, tmp_path):
     _, client = podman
     assert is_podman(client)
     assert engine_up_since(client) is None  # podman says nothing of when it started
@@ -47,14 +47,30 @@ def test_networks_aliases_exec_and_labels_on_podman(podman, tmp_path):
         server = one.run(TEST_IMAGE, ["httpd", "-f", "-p", "8080", "-h", "/www"], alias="web")
         probe = one.run(TEST_IMAGE, ["sleep", "60"], alias="probe")
         assert server.ip in one.subnet  # podman keys endpoints by network name
-        assert "404" in probe.exec(["wget", "-qO-", "http://web:8080/"]).output
+        assert "404" in probe.exec(["wget", "-qO-", f"http://{server.ip}:8080/"]).output
         echoed = probe.exec(["cat"], stdin="through stdin\n")
         assert echoed.exit_code == 0
         assert echoed.output == "through stdin\n"
-        assert one.run_job(TEST_IMAGE, ["nslookup", "web"]).ok
+        assert one.run_job(TEST_IMAGE, ["wget", "-qO-", f"http://{server.ip}:8080/"]).exit_code == 1  # a 404
         assert client.api.inspect_container(probe.id)["Config"]["Labels"]["pytest-dockernet.run"] == run
     assert manager.close() == []
     assert leftovers(client, run) == []
+
+
+@pytest.mark.skipif(
+    os.environ.get("DOCKERNET_TEST_PODMAN_DNS") != "1",
+    reason="podman 4.3's alias resolution fails now and then under load (README.rst, Podman):"
+    " set DOCKERNET_TEST_PODMAN_DNS=1 to run it",
+)
+def test_aliases_resolve_on_podman(podman, tmp_path):
+    _, client = podman
+    manager = NetworkManager.for_client(client, core_identity(), state_dir=tmp_path)
+    with manager.create_network() as network:
+        network.run(TEST_IMAGE, ["httpd", "-f", "-p", "8080", "-h", "/www"], alias="web")
+        probe = network.run(TEST_IMAGE, ["sleep", "60"], alias="probe")
+        assert "404" in probe.exec(["wget", "-qO-", "http://web:8080/"]).output
+        assert network.run_job(TEST_IMAGE, ["nslookup", "web"]).ok
+    assert manager.close() == []
 
 
 def test_podmans_subnet_refusal_is_known_to_the_allocator(podman):
