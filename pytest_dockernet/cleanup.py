@@ -85,6 +85,12 @@ def remove_volume(client: docker.DockerClient, name: str) -> CleanupFailure | No
     return None
 
 
+def is_volume_in_use(message: str) -> bool:
+    """Whether a volume removal failed because a container still uses the volume (Docker:
+    "volume is in use"; podman: "volume ... is being used by the following container(s)")."""
+    return "in use" in message or "being used by" in message
+
+
 def remove_container(client: docker.DockerClient, container_id: str, name: str) -> CleanupFailure | None:
     """Kill and remove one container with its anonymous volumes."""
     try:

@@ -23,6 +23,7 @@ import requests
 from docker.utils import parse_host
 
 from .errors import EngineUnavailableError
+from .podman import is_podman
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
@@ -88,13 +89,27 @@ def client(timeout: float = DEFAULT_TIMEOUT, url: str | None = None) -> docker.D
     ``url`` (with the environment's TLS settings); nothing is called yet."""
     if url:
         environment = {**os.environ, "DOCKER_HOST": url}
-        return docker.from_env(timeout=timeout, environment=environment)  # type: ignore[arg-type]
-    if not os.environ.get("DOCKER_HOST"):
-        context = _context()
-        if context is not None:
-            host, tls = context
-            return docker.DockerClient(base_url=host, tls=tls, timeout=timeout)  # type: ignore[arg-type]
-    return docker.from_env(timeout=timeout)  # type: ignore[arg-type]  # requests takes floats
+        made = docker.from_env(timeout=timeout, environment=environment)  # type: ignore[arg-type]
+    elif not os.environ.get("DOCKER_HOST") and (context := _context()) is not None:
+        host, tls = context
+        made = docker.DockerClient(base_url=host, tls=tls, timeout=timeout)  # type: ignore[arg-type]
+    else:
+        made = docker.from_env(timeout=timeout)  # type: ignore[arg-type]  # requests takes floats
+    return without_proxy_lookups(made)
+
+
+def without_proxy_lookups(client: docker.DockerClient) -> docker.DockerClient:
+    """``client``, which no longer reads the environment at every call unless it talks HTTP(S).
+
+    requests looks for proxy settings by iterating ``os.environ`` at every call; pytest sets
+    and deletes ``PYTEST_CURRENT_TEST`` at every test phase, so a call from a background
+    thread (teardown, prefetching) failed now and then with ``KeyError: 'PYTEST_CURRENT_TEST'``.
+    No proxy applies to a unix socket, a named pipe or SSH (docker-py's ``http+docker://``
+    base URLs); TCP endpoints keep reading the environment.
+    """
+    if str(client.api.base_url).startswith("http+docker://"):
+        client.api.trust_env = False
+    return client
 
 
 def is_local() -> bool:
@@ -155,13 +170,17 @@ def engine_key(client: docker.DockerClient) -> str:
     """An identity of the engine that does not depend on how it is reached.
 
     Lock files are per engine: two endpoints of one engine (a socket and TCP) share them.
+    Podman answers every ``info`` with a new random ``ID``: its key is its host name and
+    storage root instead.
     """
     with engine_errors("reading the engine's ID"):
         try:
-            engine_id = client.api.info().get("ID")
+            info = client.api.info()
         except docker.errors.APIError:
-            engine_id = None
-    return str(engine_id or client.api.base_url)
+            return str(client.api.base_url)
+        if is_podman(client):
+            return f"podman {info.get('Name')} {info.get('DockerRootDir')}"
+    return str(info.get("ID") or client.api.base_url)
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ def run_job(
         container, _ = network._create(
             image, command, aliases, None, environment, docker_kwargs, job=True, stdin=data is not None
         )
-        job = Service(network, container, aliases, UNSPECIFIED)  # no address until it runs
+        job = Service(network, container, aliases, UNSPECIFIED, image=image)  # no address until it runs
         network.adopt(job)  # a failing test's report shows it; teardown removes it if we cannot
         try:
             return _run_to_completion(network, job, image, command, data, timeout)

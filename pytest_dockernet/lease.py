@@ -30,6 +30,7 @@ import docker.errors
 from .cleanup import remove_container
 from .images import import_rootfs
 from .naming import LABEL_RUN
+from .podman import is_podman
 
 log = logging.getLogger("pytest_dockernet")
 
@@ -121,15 +122,6 @@ def engine_up_since(client: docker.DockerClient) -> datetime | None:
     stamps = [parse_engine_time(str(n.get("Created", ""))) for n in found if n.get("Name") == "bridge"]
     known = [stamp for stamp in stamps if stamp is not None]
     return max(known) if known else None
-
-
-def is_podman(client: docker.DockerClient) -> bool:
-    """Whether the engine is podman serving the Docker API."""
-    try:
-        components = client.version().get("Components") or []
-    except docker.errors.APIError:
-        return False
-    return any("podman" in str(component.get("Name", "")).lower() for component in components)
 
 
 def _lease_containers(client: docker.DockerClient, run: str | None = None) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import docker
 
-from .cleanup import CleanupFailure
-from .engine import engine_key
+from .cleanup import CleanupFailure, is_volume_in_use
+from .engine import engine_key, without_proxy_lookups
 from .errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
 from .naming import Labels, RunIdentity
 from .network import Network
@@ -89,7 +89,7 @@ class NetworkManager:
         engine: str | None = None,
         driver: str = "bridge",
     ) -> None:
-        self.client = client
+        self.client = without_proxy_lookups(client)  # it is used from background threads too
         self.driver = driver
         """The driver of every network made: ``bridge``, or ``overlay`` on a swarm manager."""
         self.identity = identity
@@ -281,7 +281,7 @@ class NetworkManager:
         deadline = time.monotonic() + VOLUME_IN_USE_SECONDS
         while True:
             failure = volume.remove()
-            if failure is None or "in use" not in failure.message or time.monotonic() > deadline:
+            if failure is None or not is_volume_in_use(failure.message) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         with self._lock:

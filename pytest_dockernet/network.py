@@ -31,6 +31,7 @@ from .errors import (
 )
 from .images import pull_image
 from .naming import Labels, RunIdentity, container_name, normalize_aliases
+from .podman import is_podman
 from .service import Command, ExecResult, Service, logs_text
 from .subnets import SubnetAllocator
 from .wait import WaitArgument, until_ready
@@ -41,6 +42,13 @@ EXIT_LOG_LINES = 20
 MAX_PARALLEL_STARTS = 8
 # Keys of ``docker_kwargs`` that would put a container on another network than this one.
 _FOREIGN_NETWORK_KWARGS = ("network", "network_mode", "networking_config")
+
+
+HERMETIC_ON_PODMAN = (
+    "hermetic networks are not available on podman: there, a container's dns= replaces"
+    " podman's DNS server (aardvark-dns) rather than being its upstream, so no alias would"
+    " resolve; leave hermetic off (--dockernet-hermetic, the dockernet marker's hermetic=)"
+)
 
 
 class Network:
@@ -126,6 +134,8 @@ class Network:
         subnet the swarm's manager checks against every other of the swarm.
         """
         __tracebackhide__ = hide_frames_of_own_errors
+        if hermetic and is_podman(client):
+            raise NetworkError(HERMETIC_ON_PODMAN)
         name = identity.next_network_name()
 
         def create_on(subnet: IPv4Network, subnet6: IPv6Network | None) -> str:
@@ -312,7 +322,8 @@ class Network:
         except docker.errors.APIError as exc:
             self._discard(container_id, cname)
             reason = str(exc.explanation or exc)
-            if ip is not None and "already in use" in reason:
+            # Docker: "Address already in use"; podman: "... is already allocated to container ID".
+            if ip is not None and ("already in use" in reason or "already allocated" in reason):
                 raise InvalidAddressError(
                     f"address {ip} of subnet {self.subnet} is already taken on network {self.name}"
                     f" (container {cname}, image {image!r}): choose another, or leave ip unset"
@@ -323,15 +334,16 @@ class Network:
         state = container.attrs.get("State", {})
         if not state.get("Running"):
             self._fail_exited(container_id, cname, image, state)
-        service = self._service(container, aliases)
+        service = self._service(container, aliases, image)
         with self._lock:
             self.services.append(service)
             self.started += 1
         return service
 
-    def _service(self, container: Container, aliases: list[str]) -> Service:
+    def _service(self, container: Container, aliases: list[str], image: str | None = None) -> Service:
         attrs = container.attrs
-        return Service(self, container, aliases, self._ip_of(attrs), address6_on(attrs, self.id, self.name))
+        ip6 = address6_on(attrs, self.id, self.name)
+        return Service(self, container, aliases, self._ip_of(attrs), ip6, image=image)
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
         # Returns when the container exits; a read time-out means it stayed up.

@@ -18,7 +18,8 @@ from .errors import DockernetError
 from .fixtures import start_group
 from .manager import NetworkManager, Tally
 from .naming import Labels, RunIdentity, new_run_id
-from .network import Network
+from .network import HERMETIC_ON_PODMAN, Network
+from .podman import is_podman
 from .report import report_sections
 from .rundir import RunDir
 from .settings import (
@@ -401,6 +402,8 @@ def dockernet_manager(
     state = _state(pytestconfig)
     settings = state.settings
     identity = state.identity
+    if settings.hermetic and is_podman(docker_client):
+        _fail(HERMETIC_ON_PODMAN)  # once, for the whole run, before it makes anything
     state_dir = _attempt(lambda: ensure_private_dir(default_state_dir()))
     # Registered before this process may create anything: the reaper waits for it.
     run_dir = state.run_dir = RunDir(state_dir, identity.run)

@@ -52,7 +52,9 @@ class Service:
         aliases: Sequence[str],
         ip: IPv4Address,
         ip6: IPv6Address | None = None,
+        image: str | None = None,
     ) -> None:
+        self._image = image
         self.network = network
         """The network that started this service."""
         self.container = container
@@ -76,8 +78,9 @@ class Service:
 
     @property
     def image(self) -> str:
-        """The image reference the service was started from."""
-        return str(self.container.attrs.get("Config", {}).get("Image", ""))
+        """The image reference the service was started from, as given (podman's inspect data
+        names it fully, ``docker.io/...``)."""
+        return self._image or str(self.container.attrs.get("Config", {}).get("Image", ""))
 
     @property
     def _api(self) -> docker.APIClient:

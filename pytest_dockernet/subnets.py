@@ -10,6 +10,7 @@ process of this user that talks to the same engine; the engine stays the final a
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import json
 import logging
@@ -28,6 +29,7 @@ import filelock
 
 from .errors import PoolExhaustedError, hide_frames_of_own_errors
 from .locks import acquire
+from .podman import retry_interface_race
 from .text import plural
 
 log = logging.getLogger("pytest_dockernet")
@@ -357,7 +359,7 @@ class SubnetAllocator:
                     " or widen --dockernet-pool6)"
                 )
             try:
-                result = create(subnet, subnet6)
+                result = retry_interface_race(functools.partial(create, subnet, subnet6))
             except docker.errors.APIError as exc:
                 if not is_overlap_refusal(exc):
                     raise

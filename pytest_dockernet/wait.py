@@ -36,6 +36,7 @@ import docker.errors
 
 from .engine import is_local
 from .errors import DockernetError, ServiceNotReadyError, ServiceStartError, hide_frames_of_own_errors
+from .podman import is_podman, run_healthcheck
 
 if TYPE_CHECKING:
     from .service import Service
@@ -47,6 +48,8 @@ LOG_LINES = 20
 # How long a connection through a published port must stay open, silent, to show a real
 # listener: Docker's proxy closes one within milliseconds when nothing listens behind it.
 PROXY_GRACE_SECONDS = 0.3
+# How often a wait for a HEALTHCHECK runs the check itself on podman (see healthy()).
+PODMAN_HEALTHCHECK_EVERY = 0.5
 
 
 @dataclass
@@ -175,16 +178,36 @@ def http(
 
 
 def healthy(*, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL) -> Strategy:
-    """Ready when the container's Docker HEALTHCHECK reports ``healthy``."""
+    """Ready when the container's Docker HEALTHCHECK reports ``healthy``.
+
+    On podman, which runs healthchecks only where systemd does, the wait runs the check
+    itself through podman's API, at most every :data:`PODMAN_HEALTHCHECK_EVERY` seconds."""
+    last_run: dict[str, float] = {}
 
     def is_healthy(service: Service) -> bool:
-        health = service.container.attrs.get("State", {}).get("Health")
-        if health is None:
+        attrs = service.container.attrs
+        health = attrs.get("State", {}).get("Health")
+        # podman gives every container a Health, with an empty status where none is set.
+        if health is None or (
+            not health.get("Status") and not (attrs.get("Config") or {}).get("Healthcheck")
+        ):
             raise ServiceNotReadyError(
                 f"service {service.name} has no HEALTHCHECK to wait for: give the image one,"
                 " or pass healthcheck={...} to run(), or wait on something else",
             )
-        return bool(health.get("Status") == "healthy")
+        if health.get("Status") == "healthy":
+            return True
+        client = service.container.client
+        now = time.monotonic()
+        if (
+            client is not None
+            and is_podman(client)
+            and now - last_run.get(service.id, -1e9) >= PODMAN_HEALTHCHECK_EVERY
+        ):
+            last_run[service.id] = now
+            run_healthcheck(client, service.id, timeout)
+            return bool(service.reload().get("State", {}).get("Health", {}).get("Status") == "healthy")
+        return False
 
     return _strategy("the HEALTHCHECK to report healthy", is_healthy, timeout, interval)
 
