@@ -4,6 +4,7 @@ neither starting nor stopping it can disturb the engine everything else runs on.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import docker
+import psutil
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -22,6 +24,18 @@ def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.2)
+
+
+def stop_reapers_of(url: str) -> None:
+    """Kill the reapers of runs on the engine at ``url``, which is gone for good: they would
+    go on retrying it for their whole patience (an hour)."""
+    for process in psutil.process_iter(["cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if (
+                "pytest_dockernet.reaper" in (process.info["cmdline"] or [])
+                and process.environ().get("DOCKER_HOST") == url
+            ):
+                process.kill()
 
 
 class Engine:
@@ -98,6 +112,7 @@ def running_engine() -> Iterator[Engine]:
         yield second
     finally:
         second.stop()
+        stop_reapers_of(second.host)
         subprocess.run(["ip", "netns", "del", second.netns], capture_output=True)
         subprocess.run(["umount", "-R", str(root / "exec")], capture_output=True)
         shutil.rmtree(root, ignore_errors=True)

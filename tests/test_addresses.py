@@ -162,6 +162,7 @@ def test_a_plain_network_has_no_ipv6(manager, image):
 # ---- hermetic DNS -------------------------------------------------------------------------
 
 
+@pytest.mark.docker_only("hermetic networks are refused on podman (test_podman.py)")
 def test_a_hermetic_network_forwards_no_name_and_keeps_its_aliases(manager, image):
     with manager.create_network(hermetic=True) as net:
         net.run(image, SLEEP, alias="known")

@@ -23,6 +23,7 @@ from test_reaper import (
     run_of,
     seconds_until_reaped,
     start,
+    text_of,
     wait_for,
 )
 
@@ -67,8 +68,8 @@ def test_engine_restart_mid_run(pytester, engine, image):
         text=True,
     )
     try:
-        wait_for(lambda: (pytester.path / "ready").exists(), 60, "the test to hold its network")
-        run = (pytester.path / "ready").read_text().split("-")[1]
+        ready = wait_for(lambda: text_of(pytester.path / "ready"), 60, "the test to hold its network")
+        run = ready.split("-")[1]
         engine.stop()
         output, _ = inner.communicate(timeout=60)  # the run must not hang
     finally:

@@ -9,14 +9,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
+import docker
 import filelock
 import psutil
 import pytest
-from conftest import SUITE_ID, SUITE_LABEL_KEY, TEST_IMAGE
+from conftest import SUITE_ID, SUITE_LABEL_KEY, TEST_IMAGE, core_identity
 from test_reaper import HOLDING_TEST, leftovers, ready_files, run_of, start, wait_for
 
-from pytest_dockernet import LockTimeoutError, new_run_id
+from pytest_dockernet import LockTimeoutError, NetworkManager, engine, new_run_id
 from pytest_dockernet.processes import ProcessRef
 from pytest_dockernet.reaper import ensure_reaper
 from pytest_dockernet.rundir import RunDir
@@ -141,3 +143,36 @@ def test_the_reaper_lock_is_the_runs_own_and_a_time_out_is_one_sentence(tmp_path
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_calls_from_threads_survive_the_environment_changing_under_them(docker_client):
+    """pytest sets and deletes PYTEST_CURRENT_TEST at every test phase while the plugin's
+    background threads call the engine. requests iterates os.environ at every call (proxy
+    settings), and a key deleted meanwhile raised KeyError: a container's removal failed
+    with "'PYTEST_CURRENT_TEST'" in a CI run. Made frequent here by a tiny switch interval."""
+    manager_client = NetworkManager.for_client(docker.from_env(), core_identity()).client
+    stop = threading.Event()
+
+    def churn() -> None:
+        while not stop.is_set():
+            os.environ["DOCKERNET_CHURN"] = "x"
+            del os.environ["DOCKERNET_CHURN"]
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    churner = threading.Thread(target=churn)
+    churner.start()
+    errors = []
+    try:
+        for _ in range(300):
+            try:
+                manager_client.ping()
+            except Exception as exc:  # noqa: BLE001 - counted
+                errors.append(exc)
+    finally:
+        stop.set()
+        churner.join()
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert manager_client.api.trust_env is False  # a unix socket: no proxy applies
+    assert engine.connect().api.trust_env is False

@@ -20,7 +20,7 @@ from pathlib import Path
 import docker
 import pytest
 from conftest import TEST_IMAGE
-from test_reaper import leftovers, wait_for
+from test_reaper import leftovers, text_of, wait_for
 
 from pytest_dockernet import new_run_id
 from pytest_dockernet.images import import_busybox
@@ -157,9 +157,13 @@ def test_a_dead_hosts_run_is_swept_by_another_host_once_its_lease_expired(engine
         host("a2", tmp_path, engine.host, READY=str(tmp_path / "a2"), RELEASE=str(tmp_path / "go"), **lease),
         tmp_path,
     )
+
+    def both_ready() -> list[str] | None:
+        runs = [text_of(tmp_path / "a1"), text_of(tmp_path / "a2")]
+        return runs if all(runs) else None
+
     try:
-        wait_for(lambda: (tmp_path / "a1").exists() and (tmp_path / "a2").exists(), 60, "both runs of host-a")
-        dead_run, live_run = (tmp_path / "a1").read_text(), (tmp_path / "a2").read_text()
+        dead_run, live_run = wait_for(both_ready, 60, "both runs of host-a")
         doomed.send_signal(signal.SIGKILL)  # the host dies: its runs' processes, reaper included
         died = time.monotonic()
         doomed.wait()

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE
+from conftest import ON_PODMAN, TEST_IMAGE
 from imagekit import REDIS_IMAGE, redis_image
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
@@ -29,6 +29,11 @@ def python_blocks() -> list[str]:
 
 
 TEST_BLOCKS = [block for block in python_blocks() if "def test_" in block]
+# What podman 4.3 cannot give (README.rst, Podman): hermetic networks, which it refuses, and
+# networks cut off from each other (netavark 1.4 routes between its bridges).
+PODMAN_CANNOT = ("hermetic", "def test_split_brain")
+if ON_PODMAN:
+    TEST_BLOCKS = [block for block in TEST_BLOCKS if not any(word in block for word in PODMAN_CANNOT)]
 SCRIPT_BLOCKS = [block for block in python_blocks() if "def test_" not in block]
 
 

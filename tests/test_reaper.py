@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAILING_REMOVAL_CONFTEST, SUITE_LABELS, TEST_IMAGE
+from conftest import FAILING_REMOVAL_CONFTEST, SUITE_LABELS, TEST_IMAGE, create_plain_network
 
 from pytest_dockernet import new_run_id
 from pytest_dockernet.cleanup import find_labelled
@@ -63,8 +63,18 @@ def seconds_until_reaped(client, run: str, since: float, timeout: float = 30) ->
     return time.monotonic() - since
 
 
+def text_of(path: Path) -> str:
+    """What ``path`` holds, or "" while it is missing or not yet written (a file is created
+    before it is written: a CI run once read one empty)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
 def ready_files(path: Path, count: int) -> list[Path]:
-    files = sorted(path.glob("ready-*"))
+    """The ready files of ``path`` once ``count`` of them hold their network's name."""
+    files = [file for file in sorted(path.glob("ready-*")) if text_of(file)]
     return files if len(files) >= count else []
 
 
@@ -196,7 +206,7 @@ def fake_run(docker_client, run: str, process: ProcessRef | int, image: str) -> 
         LABEL_PID_START: format_start(process.started),
         LABEL_HOST: this_host(),
     }
-    network = docker_client.api.create_network(f"fake-{run}", labels=labels)["Id"]
+    network = create_plain_network(docker_client, f"fake-{run}", labels=labels)
     docker_client.containers.run(
         image, ["sleep", "300"], detach=True, name=f"fake-{run}", labels=labels, network=network
     )

@@ -13,10 +13,11 @@ from ipaddress import IPv4Network
 
 import docker
 import pytest
-from conftest import core_identity
+from conftest import core_identity, create_plain_network
 from docker.types import IPAMConfig, IPAMPool
 
 from pytest_dockernet import LockTimeoutError, NetworkManager, PoolExhaustedError
+from pytest_dockernet.podman import INTERFACE_RACE_TRIES
 from pytest_dockernet.subnets import (
     SubnetAllocator,
     free_subnets,
@@ -101,6 +102,8 @@ POOLS = {
     "test_exhausted_pool_names_pool_size_and_use": 3,
     "test_host_routes_are_avoided": 4,
     "test_lock_timeout_names_the_lock_file": 5,
+    "test_a_create_that_lost_podmans_interface_race_is_tried_again": 6,
+    "test_a_lasting_interface_race_is_the_engines_refusal": 7,
 }
 
 
@@ -117,8 +120,8 @@ def foreign_network(docker_client):
     def create(subnet: IPv4Network) -> str:
         ipam = IPAMConfig(driver="default", pool_configs=[IPAMPool(subnet=str(subnet))])
         name = f"foreign-{time.monotonic_ns()}"
-        made.append(docker_client.api.create_network(name, driver="bridge", ipam=ipam)["Id"])
-        return str(made[-1])
+        made.append(create_plain_network(docker_client, name, driver="bridge", ipam=ipam))
+        return made[-1]
 
     yield create
     for network_id in made:
@@ -163,6 +166,40 @@ def test_engine_refusal_moves_on_to_the_next_subnet(docker_client, tmp_path, for
         assert subnet == quarters[1]
     finally:
         docker_client.api.remove_network(network_id)
+
+
+INTERFACE_RACE = "route ip+net: no such network interface"
+
+
+def test_a_create_that_lost_podmans_interface_race_is_tried_again(docker_client, tmp_path, pool):
+    """A mock of the fault: podman's refusal when a host interface vanished while it read the
+    host's addresses (seen once in the podman job) cannot be produced on demand."""
+    attempts: list[IPv4Network] = []
+
+    def create(subnet):
+        attempts.append(subnet)
+        if len(attempts) < 3:
+            raise docker.errors.APIError("500 Server Error", explanation=INTERFACE_RACE)
+        return create_labelled(docker_client)(subnet)
+
+    network_id, subnet = allocator(docker_client, tmp_path, pool).allocate(create)
+    try:
+        assert attempts == [subnet] * 3, "the same subnet, tried again"
+    finally:
+        docker_client.api.remove_network(network_id)
+
+
+def test_a_lasting_interface_race_is_the_engines_refusal(docker_client, tmp_path, pool):
+    """Mocked, as above: an engine that keeps failing so is not retried for ever."""
+    attempts: list[IPv4Network] = []
+
+    def create(subnet):
+        attempts.append(subnet)
+        raise docker.errors.APIError("500 Server Error", explanation=INTERFACE_RACE)
+
+    with pytest.raises(docker.errors.APIError, match="no such network interface"):
+        allocator(docker_client, tmp_path, pool).allocate(create)
+    assert len(attempts) == INTERFACE_RACE_TRIES
 
 
 def test_exhausted_pool_names_pool_size_and_use(docker_client, tmp_path, foreign_network, pool):
