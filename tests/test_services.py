@@ -6,7 +6,7 @@ import socket
 import time
 
 import pytest
-from conftest import NO_UPSTREAM_DNS
+from conftest import NO_UPSTREAM_DNS, reaches
 
 from pytest_dockernet import ServiceNotReadyError, ServiceStartError, wait
 
@@ -181,19 +181,16 @@ def test_partition_into_groups_and_heal(manager, image):
         a, b, c = (net.run(image, SLEEP, alias=name, **NO_UPSTREAM_DNS) for name in ("a", "b", "c"))
         outsider = net.run(image, SLEEP, alias="outsider", **NO_UPSTREAM_DNS)
 
-        def reach(source, target) -> bool:
-            return source.exec(["ping", "-c1", "-W1", target]).ok
-
         with partition(net, [[a, b], [c]], manager.create_network) as islands:
             assert len(islands) == 2
-            assert reach(a, "b")
-            assert reach(b, "a")
+            assert reaches(a, "b")
+            assert reaches(b, "a")
             # Addresses, not names: a name nobody knows makes the resolver wait seconds.
-            assert not reach(a, str(c.ip))
-            assert not reach(c, str(a.ip))
-            assert not reach(outsider, str(a.ip))
+            assert not reaches(a, str(c.ip))
+            assert not reaches(c, str(a.ip))
+            assert not reaches(outsider, str(a.ip))
         for source, target in [(a, "c"), (c, "b"), (outsider, "a"), (b, "outsider")]:
-            assert reach(source, target), f"healed: {source.aliases[0]} reaches {target}"
+            assert reaches(source, target), f"healed: {source.aliases[0]} reaches {target}"
         with (
             pytest.raises(ValueError, match="one group only"),
             partition(net, [[a], [a]], manager.create_network),
