@@ -26,6 +26,8 @@ from .volumes import Volume
 # Background removals at once: the engine serializes network removals anyway, while two
 # threads let one test's containers go while another's network does.
 TEARDOWN_THREADS = 2
+# How long a subnet whose network was removed is waited for, after the removal returned.
+FREED_SUBNET_SECONDS = 5.0
 # How long a volume still used by a container being removed is waited for.
 VOLUME_IN_USE_SECONDS = 30.0
 
@@ -102,6 +104,7 @@ class NetworkManager:
         self._volumes: list[Volume] = []
         self._teardown: ThreadPoolExecutor | None = None
         self._pending: list[Future[list[CleanupFailure]]] = []
+        self._last_removal = -FREED_SUBNET_SECONDS  # time.monotonic() of the last network removed
         self._prefetcher: ThreadPoolExecutor | None = None
         self._prefetched: tuple[dict[str, Any], Future[Network]] | None = None
 
@@ -208,6 +211,7 @@ class NetworkManager:
     def _remove_unused(self, network: Network) -> list[CleanupFailure]:
         failures = [replace(failure, test=network.test or "") for failure in network.remove()]
         self.allocator.forget(network.subnet, network.subnet6)
+        self._last_removal = time.monotonic()
         with self._lock:
             self.tally.failures.extend(failures)
         return failures
@@ -230,10 +234,26 @@ class NetworkManager:
             # Networks still being removed in the background hold subnets: wait for them.
             with self._lock:
                 pending = [future for future in self._pending if not future.done()]
-            if not pending:
+                just_freed = time.monotonic() - self._last_removal < FREED_SUBNET_SECONDS
+            if not pending and not just_freed:
                 raise
             wait_for(pending)
-            return create()
+            return self._create_once_freed(create)
+
+    def _create_once_freed(self, create: Callable[[], Network]) -> Network:
+        # A network just removed may hold its subnet a moment longer: on podman, the route of
+        # its bridge stays until netavark has torn the bridge down, and podman refuses the
+        # subnet meanwhile. Read the engine and the routes afresh until it is free again.
+        __tracebackhide__ = hide_frames_of_own_errors
+        deadline = time.monotonic() + FREED_SUBNET_SECONDS
+        while True:
+            self.allocator.refresh()
+            try:
+                return create()
+            except PoolExhaustedError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def create_volume(
         self,
@@ -350,6 +370,7 @@ class NetworkManager:
     def _remove(self, network: Network) -> list[CleanupFailure]:
         failures = [replace(failure, test=network.test or "") for failure in network.remove()]
         self.allocator.forget(network.subnet, network.subnet6)
+        self._last_removal = time.monotonic()
         failed_containers = sum(1 for f in failures if f.kind == "container")
         with self._lock:
             self.tally.containers_removed += network.started - failed_containers

@@ -307,6 +307,13 @@ class SubnetAllocator:
             if self._view is not None:
                 self._view = [subnet for subnet in self._view if subnet not in subnets]
 
+    def refresh(self) -> None:
+        """Drop what is cached of the engine's subnets and the host's routes: the next
+        allocation reads both again."""
+        with self._view_lock:
+            self._view = None
+        self._host_routes = None
+
     def _taken(self, *, fresh: bool) -> list[IPv4Network | IPv6Network]:
         with self._view_lock:
             if fresh or self._view is None:
