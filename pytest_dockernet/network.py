@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
@@ -49,6 +50,25 @@ HERMETIC_ON_PODMAN = (
     " podman's DNS server (aardvark-dns) rather than being its upstream, so no alias would"
     " resolve; leave hermetic off (--dockernet-hermetic, the dockernet marker's hermetic=)"
 )
+
+
+# How long a new overlay network is waited for to be allocated by the swarm's manager.
+OVERLAY_ALLOCATION_SECONDS = 10.0
+
+
+def _wait_until_allocated(client: docker.DockerClient, network_id: str) -> None:
+    """Return once the swarm's manager has allocated a new overlay network.
+
+    The manager allocates it after ``network create`` returned; until then the engine
+    inspects it with an empty ``Driver`` (seen in a CI run). Past the time-out the network
+    is used as it is: the engine attaches containers once it is allocated."""
+    deadline = time.monotonic() + OVERLAY_ALLOCATION_SECONDS
+    while time.monotonic() < deadline:
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+            if client.api.inspect_network(network_id).get("Driver"):
+                return
+        time.sleep(0.05)
+    log.debug("overlay network %s not allocated after %g s", network_id[:12], OVERLAY_ALLOCATION_SECONDS)
 
 
 class Network:
@@ -166,6 +186,8 @@ class Network:
                     f"the engine refused to create network {name}: {exc.explanation or exc}"
                 ) from None
         log.debug("created network %s (%s) on %s %s", name, network_id[:12], subnet, subnet6 or "")
+        if driver == "overlay":
+            _wait_until_allocated(client, network_id)
         return cls(
             client,
             network_id,
