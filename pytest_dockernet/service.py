@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -128,21 +129,28 @@ class Service:
             raise ServiceError(
                 f"cannot run {cmd!r} in container {self.name}: {exc.explanation or exc}"
             ) from None
-        if stdin is None:
-            raw = self._api.exec_start(exec_id)
-        else:
-            data = stdin.encode() if isinstance(stdin, str) else bytes(stdin)
-            raw = self._exec_with_stdin(exec_id, data)
+        data = None if stdin is None else stdin.encode() if isinstance(stdin, str) else bytes(stdin)
+        raw = self._exec_output(exec_id, data)
         return ExecResult(self._exit_code(exec_id), raw.decode("utf-8", "replace"))
 
-    def _exec_with_stdin(self, exec_id: str, data: bytes) -> bytes:
+    def _exec_output(self, exec_id: str, data: bytes | None) -> bytes:
+        # docker-py reads an exec's output with no time-out (a command may run silent for
+        # long): EngineWatch ends the read if the engine stops answering meanwhile.
         attached = self._api.exec_start(exec_id, socket=True)
-        writer = feed_stdin(attached, data)
+        writer = feed_stdin(attached, data) if data is not None else None
+        watch = EngineWatch(self._api, attached)
         try:
-            return b"".join(chunk for _, chunk in frames_iter(attached, tty=False))  # type: ignore[no-untyped-call]
+            with watch:
+                output = b"".join(chunk for _, chunk in frames_iter(attached, tty=False))  # type: ignore[no-untyped-call]
+        except OSError:
+            watch.raise_if_lost()
+            raise
         finally:
-            writer.join()
+            if writer is not None:
+                writer.join()
             close_attached(attached)
+        watch.raise_if_lost()
+        return output
 
     def _exit_code(self, exec_id: str) -> int:
         # The stream ends a moment before the engine records the exit code.
@@ -246,6 +254,51 @@ class Service:
 
     def __repr__(self) -> str:
         return f"<Service {self.name} aliases={self.aliases} ip={self.ip}>"
+
+
+class EngineWatch:
+    """While a stream without a time-out is read, ping the engine every client time-out.
+
+    A ping that fails (the engine frozen, gone) shuts the stream's socket, so the read
+    ends, and :meth:`raise_if_lost` raises the ping's error: a frozen engine fails the call
+    after one to two time-outs, as every other call does, while a command that runs silent
+    for long on a live engine is never cut short.
+    """
+
+    def __init__(self, api: docker.APIClient, attached: Any) -> None:
+        self._api = api
+        self._sock: Any = getattr(attached, "_sock", attached)
+        self._done = threading.Event()
+        self._lost: Exception | None = None
+        self._thread = threading.Thread(target=self._watch, name="dockernet-engine-watch", daemon=True)
+
+    def __enter__(self) -> EngineWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        interval = float(self._api.timeout or 60)
+        while not self._done.wait(interval):
+            try:
+                self._api.ping()
+            except docker.errors.APIError:
+                continue  # an error, but an answer: the engine is there
+            except Exception as exc:  # noqa: BLE001 - requests' errors, whatever the transport
+                if self._done.is_set():
+                    return
+                self._lost = exc
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                return
+
+    def raise_if_lost(self) -> None:
+        """Raise the error of the ping that found the engine gone, if one did."""
+        if self._lost is not None:
+            raise self._lost
 
 
 def feed_stdin(attached: Any, data: bytes) -> threading.Thread:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import docker
@@ -250,3 +251,36 @@ def test_a_frozen_engine_is_one_sentence_and_the_reaper_cleans_after_the_thaw(py
     assert "ReadTimeout" not in output.split("short test summary")[0]
     run = (pytester.path / "run").read_text()
     wait_for(lambda: not leftovers(client, run), 30, "the reaper to clean up once the engine thaws")
+
+
+def test_an_engine_frozen_during_an_exec_fails_it_in_one_sentence(engine, tmp_path):
+    """docker-py reads an exec's output with no time-out; the plugin's watch pings the
+    engine meanwhile. Seen in a CI run: the engine froze (SIGSTOP) after it had started
+    the exec, and the test hung past its 120 s. A silent command on a live engine that
+    outlasts the time-out is not cut short."""
+    from conftest import core_identity
+
+    from pytest_dockernet import EngineUnavailableError, NetworkManager
+    from pytest_dockernet import engine as engines
+
+    client = engines.client(timeout=1, url=engine.host)
+    import_busybox(client, TEST_IMAGE)
+    manager = NetworkManager.for_client(client, core_identity(), state_dir=tmp_path)
+    try:
+        with manager.create_network() as net:
+            box = net.run(TEST_IMAGE, ["sleep", "300"])
+            assert box.exec(["sh", "-c", "sleep 2.5; echo done"]).output == "done\n"
+            assert box.exec(["cat"], stdin="fed").output == "fed"
+            timer = threading.Timer(1.0, engine.freeze)
+            timer.start()
+            started = time.monotonic()
+            try:
+                with pytest.raises(EngineUnavailableError, match="did not answer in time while running"):
+                    box.exec(["sleep", "60"])
+                took = time.monotonic() - started
+            finally:
+                timer.join()
+                engine.thaw()
+            assert took < 10, f"the frozen engine was noticed after {took:.1f} s"
+    finally:
+        assert manager.close() == []
