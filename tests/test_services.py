@@ -9,6 +9,7 @@ import pytest
 from conftest import NO_UPSTREAM_DNS, reaches
 
 from pytest_dockernet import ServiceNotReadyError, ServiceStartError, wait
+from pytest_dockernet.wait import until_ready
 
 SLEEP = ["sleep", "300"]
 # Starts listening (httpd on 8080) only after a pause, saying so in its log.
@@ -126,14 +127,23 @@ def test_stop_start_pause_kill_with_dns_checked_each_step(net, image):
         return probe.exec(["nslookup", "target"]).ok
 
     def answers() -> bool:
-        request = "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 2 nc target 8080"
+        # At its current address: resolves() checks the name, and a lookup that podman's
+        # DNS loses while a container starts (conftest.py) would end under nc's time-out
+        # with nothing said, so it could not be told from a server that answers nothing.
+        request = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 2 nc {target.ip} 8080"
         return "404 Not Found" in probe.exec(["sh", "-c", request]).output
+
+    def start_listening() -> None:
+        # start() returns once the process runs, and httpd listens a moment later: in the
+        # podman job, the request right after start() got no answer once.
+        target.start()
+        until_ready(target, wait.port(8080))
 
     assert resolves()
     assert answers()
     target.stop(timeout=0)
     assert not resolves()
-    target.start()
+    start_listening()
     assert resolves()
     assert answers()
     target.pause()
@@ -145,7 +155,7 @@ def test_stop_start_pause_kill_with_dns_checked_each_step(net, image):
     assert resolves()
     target.kill()
     assert not resolves()
-    target.start()
+    start_listening()
     assert target.ip in net.subnet
     assert answers()
 
