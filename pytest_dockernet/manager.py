@@ -247,7 +247,7 @@ class NetworkManager:
         __tracebackhide__ = hide_frames_of_own_errors
         deadline = time.monotonic() + FREED_SUBNET_SECONDS
         while True:
-            self.allocator.refresh()
+            self.allocator.forget_routes()
             try:
                 return create()
             except PoolExhaustedError:

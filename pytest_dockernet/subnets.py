@@ -307,11 +307,9 @@ class SubnetAllocator:
             if self._view is not None:
                 self._view = [subnet for subnet in self._view if subnet not in subnets]
 
-    def refresh(self) -> None:
-        """Drop what is cached of the engine's subnets and the host's routes: the next
-        allocation reads both again."""
-        with self._view_lock:
-            self._view = None
+    def forget_routes(self) -> None:
+        """Drop the cached host routes: the next allocation reads them again (the engine's
+        networks it reads afresh anyway whenever its cached view finds the pool full)."""
         self._host_routes = None
 
     def _taken(self, *, fresh: bool) -> list[IPv4Network | IPv6Network]:

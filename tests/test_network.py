@@ -383,7 +383,7 @@ def test_a_full_pool_waits_a_moment_for_a_subnet_just_freed(docker_client, image
         assert tight.release(first) == []
         lingering = iter([[first.subnet], [first.subnet]])
         monkeypatch.setattr(tight.allocator, "_routes", lambda: next(lingering, []))
-        tight.allocator.refresh()  # as if the routes had been read while the bridge lingered
+        tight.allocator.forget_routes()  # as if the routes had been read while the bridge lingered
         second = tight.create_network()
         assert second.subnet == first.subnet
         # Without a removal just before, a full pool fails at once.
