@@ -36,7 +36,7 @@ from pathlib import Path
 
 import docker
 
-from pytest_dockernet.images import import_busybox
+from pytest_dockernet.engine.images import import_busybox
 
 IMAGE = "dockernet-test/busybox:1"
 VARIANTS = ("plain", "floor", "floor_bg", "floor_job", "run", "run_many", "fixtures", "fixtures_np")

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import docker
 
-from pytest_dockernet import engine as engine_module
-from pytest_dockernet.images import import_busybox
+from pytest_dockernet.engine import connection as engine_module
+from pytest_dockernet.engine.images import import_busybox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from second_engine import running_engine  # type: ignore[import-not-found]  # on the path above

@@ -29,7 +29,8 @@ from docker.models.containers import Container
 from plain import plain_network, unique
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id, wait
-from pytest_dockernet.images import import_busybox
+from pytest_dockernet.core import wait as core_wait
+from pytest_dockernet.engine.images import import_busybox
 
 SERVICE = ["sh", "-c", "sleep 1; echo ready; touch /tmp/healthy; exec httpd -f -p 8080 -h /www"]
 HEALTHCHECK = {"test": ["CMD", "test", "-e", "/tmp/healthy"], "interval": 50_000_000, "retries": 100}
@@ -108,15 +109,15 @@ def plain(client: docker.DockerClient, network_id: str, image: str, kind: str, n
 
 def plugin(manager: NetworkManager, image: str, kind: str) -> float:
     network = manager.create_network()
-    direct = wait.direct_probe_possible
+    direct = core_wait.direct_probe_possible
     if kind == "port/proxy":
-        wait.direct_probe_possible = lambda: False  # as with Docker Desktop or a remote engine
+        core_wait.direct_probe_possible = lambda: False  # as with Docker Desktop or a remote engine
     try:
         start = time.perf_counter()
         network.run(image, SERVICE, healthcheck=HEALTHCHECK, ports=ports_of(kind), wait=STRATEGIES[kind]())
         elapsed = time.perf_counter() - start
     finally:
-        wait.direct_probe_possible = direct
+        core_wait.direct_probe_possible = direct
     manager.release(network)
     return elapsed
 

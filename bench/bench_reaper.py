@@ -23,9 +23,9 @@ from pathlib import Path
 
 import docker
 
-from pytest_dockernet.images import import_busybox
-from pytest_dockernet.processes import ProcessRef
-from pytest_dockernet.runs import remove_run
+from pytest_dockernet.engine.images import import_busybox
+from pytest_dockernet.engine.processes import ProcessRef
+from pytest_dockernet.runs.sweeper import remove_run
 
 SUITE = """
 import os, time

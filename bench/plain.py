@@ -14,7 +14,7 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
 from pytest_dockernet import new_run_id
-from pytest_dockernet.subnets import engine_subnets, free_subnets, host_routes, is_overlap_refusal
+from pytest_dockernet.engine.subnets import engine_subnets, free_subnets, host_routes, is_overlap_refusal
 
 # Clear of the plugin's default pool (10.199.0.0/16), so neither starves the other.
 BENCH_POOL = IPv4Network("10.196.0.0/16")

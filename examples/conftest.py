@@ -5,7 +5,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from pytest_dockernet.images import find_static_busybox, image_present, import_busybox, pull_image
+from pytest_dockernet.engine.images import find_static_busybox, image_present, import_busybox, pull_image
 
 PULLED_IMAGE = "busybox:stable"
 LOCAL_IMAGE = "dockernet-example/busybox:1"

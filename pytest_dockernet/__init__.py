@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.2.0.dev0"
-
 from . import wait
-from .cleanup import CleanupFailure
-from .compose import ComposeError, ComposeStack
+from .core.compose import ComposeError, ComposeStack
+from .core.manager import NetworkManager
+from .core.network import Network
+from .core.partition import partition
+from .core.service import ExecResult, Service
+from .core.volumes import Volume, VolumeError
+from .engine.cleanup import CleanupFailure
+from .engine.naming import RunIdentity, new_run_id
 from .errors import (
     CleanupWarning,
     DockernetError,
@@ -26,18 +30,13 @@ from .errors import (
     ServiceNotReadyError,
     ServiceStartError,
 )
-from .manager import NetworkManager
-from .naming import RunIdentity, new_run_id
-from .network import Network
-from .partition import partition
-from .service import ExecResult, Service
-from .volumes import Volume, VolumeError
+from .version import __version__
 
 
 def __getattr__(name: str) -> Any:
     # service_fixture needs pytest; the core does not, so it is imported on first use.
     if name in ("service_fixture", "compose_fixture"):
-        from . import fixtures
+        from .plugin import services as fixtures
 
         return getattr(fixtures, name)
     raise AttributeError(f"module 'pytest_dockernet' has no attribute {name!r}")

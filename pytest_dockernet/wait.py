@@ -1,283 +1,35 @@
-"""Readiness: return from ``Network.run`` only when the service is ready.
+"""Readiness strategies for ``wait=``: ``wait.port(6379)``, ``wait.http(8080, "/health")``...
 
-Each strategy polls with a back-off (from ``interval`` up to ``max_interval``) until it
-succeeds or its ``timeout`` passes. The container's state is checked on every poll, so a
-container that exits while being waited for fails at once with its exit code and logs.
-The log, port, http and healthcheck waits need no ``exec`` (it fails on some CI engines);
-only :func:`command` runs one.
-
-Where the port and http probes connect from: the test process.
-
-- ``port`` must not be fooled by Docker's port publishing: the proxy behind a published
-  host port accepts connections even while nothing listens in the container. So with a
-  local engine on Linux it connects straight to the container's address, where only a
-  real listener accepts. Where that address cannot be reached from here (Docker Desktop,
-  a remote ``DOCKER_HOST``, tests running in a container of their own), it connects to the
-  published port and counts it as listening only when the connection is held open or
-  the server speaks: the proxy closes a connection at once when nothing listens behind it.
-- ``http`` needs an HTTP answer, which no proxy gives on its own: it uses the published
-  port when there is one, else the container's address.
-
-With Docker Desktop or a remote engine, publish the port you wait on.
+The public face of :mod:`pytest_dockernet.core.wait`, where they live and where the
+module's notes say how each one probes: the same objects, under the name users import.
 """
 
 from __future__ import annotations
 
-import re
-import socket
-import sys
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from http import client as http_client
-from typing import TYPE_CHECKING
+from .core.wait import (
+    DEFAULT_INTERVAL,
+    DEFAULT_MAX_INTERVAL,
+    DEFAULT_TIMEOUT,
+    Strategy,
+    WaitArgument,
+    all_of,
+    command,
+    healthy,
+    http,
+    log,
+    port,
+)
 
-import docker.errors
-
-from .engine import is_local
-from .errors import DockernetError, ServiceNotReadyError, ServiceStartError, hide_frames_of_own_errors
-from .podman import is_podman, run_healthcheck
-
-if TYPE_CHECKING:
-    from .service import Service
-
-DEFAULT_TIMEOUT = 30.0
-DEFAULT_INTERVAL = 0.02
-DEFAULT_MAX_INTERVAL = 0.1
-LOG_LINES = 20
-# How long a connection through a published port must stay open, silent, to show a real
-# listener: Docker's proxy closes one within milliseconds when nothing listens behind it.
-PROXY_GRACE_SECONDS = 0.3
-# How often a wait for a HEALTHCHECK runs the check itself on podman (see healthy()).
-PODMAN_HEALTHCHECK_EVERY = 0.5
-
-
-@dataclass
-class Strategy:
-    """A readiness condition: ``check`` returns True once it holds."""
-
-    description: str
-    check: Callable[[Service], bool]
-    timeout: float = DEFAULT_TIMEOUT
-    interval: float = DEFAULT_INTERVAL
-    max_interval: float = DEFAULT_MAX_INTERVAL
-    parts: list[Strategy] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        for name in ("timeout", "interval", "max_interval"):
-            if not getattr(self, name) > 0:
-                raise ValueError(
-                    f"wait {self.description}: {name} must be more than 0, not {getattr(self, name)!r}"
-                )
-
-
-def _strategy(
-    description: str, check: Callable[[Service], bool], timeout: float, interval: float
-) -> Strategy:
-    return Strategy(description, check, timeout=timeout, interval=interval)
-
-
-def log(
-    pattern: str | re.Pattern[str], *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
-) -> Strategy:
-    """Ready when a line of the container's output matches ``pattern`` (a regex)."""
-    regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-    return _strategy(
-        f"a log line matching {regex.pattern!r}",
-        lambda service: any(regex.search(line) for line in service.logs().splitlines()),
-        timeout,
-        interval,
-    )
-
-
-def _probe_address(service: Service, port: int) -> tuple[str, int]:
-    try:
-        return service.address(port)
-    except LookupError:
-        return str(service.ip), port
-
-
-def port(
-    container_port: int, *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
-) -> Strategy:
-    """Ready when a process in the container listens on TCP ``container_port``.
-
-    Published or not; a published port's proxy alone does not count (see the module's note).
-    """
-    direct = {"reachable": direct_probe_possible()}
-
-    def listens(service: Service) -> bool:
-        if direct["reachable"]:
-            verdict = connects(str(service.ip), container_port)
-            if verdict is not None:
-                return verdict
-            direct["reachable"] = False  # no route to the container from here: use the proxy
-        try:
-            host, host_port = service.address(container_port)
-        except LookupError:
-            return False
-        return held_open(host, host_port)
-
-    return _strategy(f"a process to listen on TCP port {container_port}", listens, timeout, interval)
-
-
-def direct_probe_possible() -> bool:
-    """Whether container addresses may be reachable from here: a local engine on Linux."""
-    return is_local() and sys.platform.startswith("linux")
-
-
-def connects(host: str, port: int) -> bool | None:
-    """True when ``host:port`` accepts, False when it refuses, None when it cannot be reached."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except ConnectionRefusedError:
-        return False
-    except OSError:
-        return None
-
-
-def held_open(host: str, port: int) -> bool:
-    """Whether a connection to a published port reaches a real listener behind the proxy."""
-    try:
-        with socket.create_connection((host, port), timeout=1) as connection:
-            connection.settimeout(PROXY_GRACE_SECONDS)
-            try:
-                return bool(connection.recv(1))  # the server spoke first; b"": closed on us
-            except TimeoutError:
-                return True  # held open, silent: a listener waiting for the client to speak
-    except OSError:
-        return False
-
-
-def http(
-    container_port: int,
-    path: str = "/",
-    *,
-    status: int | Iterable[int] = 200,
-    timeout: float = DEFAULT_TIMEOUT,
-    interval: float = DEFAULT_INTERVAL,
-) -> Strategy:
-    """Ready when ``GET path`` on ``container_port`` answers with ``status`` (one or several)."""
-    wanted = {status} if isinstance(status, int) else set(status)
-
-    def answers(service: Service) -> bool:
-        host, host_port = _probe_address(service, container_port)
-        connection = http_client.HTTPConnection(host, host_port, timeout=2)
-        try:
-            connection.request("GET", path)
-            return connection.getresponse().status in wanted
-        except (OSError, http_client.HTTPException):
-            return False
-        finally:
-            connection.close()
-
-    return _strategy(
-        f"GET {path} on port {container_port} to answer {sorted(wanted)}", answers, timeout, interval
-    )
-
-
-def healthy(*, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL) -> Strategy:
-    """Ready when the container's Docker HEALTHCHECK reports ``healthy``.
-
-    On podman, which runs healthchecks only where systemd does, the wait runs the check
-    itself through podman's API, at most every :data:`PODMAN_HEALTHCHECK_EVERY` seconds."""
-    last_run: dict[str, float] = {}
-
-    def is_healthy(service: Service) -> bool:
-        attrs = service.container.attrs
-        health = attrs.get("State", {}).get("Health")
-        # podman gives every container a Health, with an empty status where none is set.
-        if health is None or (
-            not health.get("Status") and not (attrs.get("Config") or {}).get("Healthcheck")
-        ):
-            raise ServiceNotReadyError(
-                f"service {service.name} has no HEALTHCHECK to wait for: give the image one,"
-                " or pass healthcheck={...} to run(), or wait on something else",
-            )
-        if health.get("Status") == "healthy":
-            return True
-        client = service.container.client
-        now = time.monotonic()
-        if (
-            client is not None
-            and is_podman(client)
-            and now - last_run.get(service.id, -1e9) >= PODMAN_HEALTHCHECK_EVERY
-        ):
-            last_run[service.id] = now
-            run_healthcheck(client, service.id, timeout)
-            return bool(service.reload().get("State", {}).get("Health", {}).get("Status") == "healthy")
-        return False
-
-    return _strategy("the HEALTHCHECK to report healthy", is_healthy, timeout, interval)
-
-
-def command(
-    cmd: str | Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
-) -> Strategy:
-    """Ready when ``cmd`` run in the container exits with status 0 (needs ``exec``)."""
-    return _strategy(f"{cmd!r} to succeed", lambda service: service.exec(cmd).ok, timeout, interval)
-
-
-def all_of(*strategies: Strategy) -> Strategy:
-    """Ready when every one of ``strategies`` is, each within its own timeout."""
-    if not strategies:
-        raise ValueError("all_of() needs at least one strategy")
-    combined = Strategy(" and ".join(s.description for s in strategies), lambda service: True)
-    combined.parts = list(strategies)
-    return combined
-
-
-WaitArgument = Strategy | Sequence[Strategy] | None
-
-
-def until_ready(service: Service, wait: WaitArgument) -> None:
-    """Block until ``service`` satisfies ``wait`` (a strategy or a list of them, all needed)."""
-    __tracebackhide__ = hide_frames_of_own_errors
-    if wait is None:
-        return
-    strategies = [wait] if isinstance(wait, Strategy) else list(wait)
-    for strategy in strategies:
-        for part in strategy.parts or [strategy]:
-            _poll(service, part)
-
-
-def _poll(service: Service, strategy: Strategy) -> None:
-    __tracebackhide__ = hide_frames_of_own_errors
-    started = time.monotonic()
-    delay = strategy.interval
-    while True:
-        state = _state(service)
-        if not state.get("Running"):
-            raise ServiceStartError(
-                f"service {service.name} (image {service.image!r}) exited with status {state.get('ExitCode')}"
-                f" while waiting for {strategy.description}; its last log lines:\n{_tail(service)}"
-            )
-        if strategy.check(service):
-            return
-        waited = time.monotonic() - started
-        if waited >= strategy.timeout:
-            raise ServiceNotReadyError(
-                f"service {service.name} (image {service.image!r}) was not ready after {waited:.1f} s"
-                f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}",
-                service.name,
-            )
-        time.sleep(min(delay, max(0.0, strategy.timeout - waited)))
-        delay = min(delay * 1.5, strategy.max_interval)
-
-
-def _state(service: Service) -> dict[str, object]:
-    try:
-        state: dict[str, object] = service.reload().get("State", {})
-    except docker.errors.NotFound:
-        return {"Running": False, "ExitCode": "unknown (the container is gone)"}
-    return state
-
-
-def _tail(service: Service) -> str:
-    try:
-        return service.logs(tail=LOG_LINES).rstrip() or "(no output)"
-    except DockernetError as exc:
-        return f"(logs unavailable: {exc})"
-    except docker.errors.DockerException as exc:
-        return f"(logs unavailable: {exc})"
+__all__ = [
+    "DEFAULT_INTERVAL",
+    "DEFAULT_MAX_INTERVAL",
+    "DEFAULT_TIMEOUT",
+    "Strategy",
+    "WaitArgument",
+    "all_of",
+    "command",
+    "healthy",
+    "http",
+    "log",
+    "port",
+]

@@ -19,12 +19,12 @@ from podman_engine import ENGINE_KIND_ENV
 from second_engine import Engine, running_engine
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
-from pytest_dockernet.images import import_busybox
-from pytest_dockernet.lease import LABEL_LEASE_OF
-from pytest_dockernet.naming import HOST_ENV, LABEL_HOST
-from pytest_dockernet.plugin import state_key
-from pytest_dockernet.podman import retry_interface_race
-from pytest_dockernet.statedir import STATE_DIR_ENV
+from pytest_dockernet.engine.images import import_busybox
+from pytest_dockernet.engine.naming import HOST_ENV, LABEL_HOST
+from pytest_dockernet.engine.podman import retry_interface_race
+from pytest_dockernet.engine.statedir import STATE_DIR_ENV
+from pytest_dockernet.plugin.hooks import state_key
+from pytest_dockernet.runs.lease import LABEL_LEASE_OF
 
 # This suite shares its engine with any other run (a CI matrix, the demo started beside it
 # by .ci/run). So that each counts only what it made and touches nothing else:
@@ -123,7 +123,8 @@ def suite_resources(client: docker.DockerClient) -> tuple[list[dict], list[dict]
 # For a suite that pytester runs: removing a container named *stuck fails.
 FAILING_REMOVAL_CONFTEST = f"""
 IMAGE = {TEST_IMAGE!r}
-from pytest_dockernet import cleanup, reaper
+from pytest_dockernet.engine import cleanup
+from pytest_dockernet.runs import reaper
 
 real_remove = cleanup.remove_container
 
@@ -211,8 +212,8 @@ def retrying_lost_lookups(run: Callable[..., Any]) -> Callable[..., Any]:
 
 
 if ON_PODMAN:
-    from pytest_dockernet.network import Network
-    from pytest_dockernet.service import Service
+    from pytest_dockernet.core.network import Network
+    from pytest_dockernet.core.service import Service
 
     Service.exec = retrying_lost_lookups(Service.exec)  # type: ignore[method-assign]
     Network.run_job = retrying_lost_lookups(Network.run_job)  # type: ignore[method-assign]

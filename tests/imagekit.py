@@ -17,7 +17,7 @@ import tarfile
 import docker
 import pytest
 
-from pytest_dockernet.images import busybox_rootfs, find_static_busybox, import_rootfs
+from pytest_dockernet.engine.images import busybox_rootfs, find_static_busybox, import_rootfs
 
 REDIS_IMAGE = "dockernet-test/redis:2"
 REDIS_COMMAND = [

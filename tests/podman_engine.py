@@ -143,7 +143,7 @@ def main(command: list[str]) -> int:
     image loaded: as on a machine where podman is the engine."""
     from conftest import TEST_IMAGE
 
-    from pytest_dockernet.images import import_busybox
+    from pytest_dockernet.engine.images import import_busybox
 
     with running_podman() as podman:
         import_busybox(docker.DockerClient(base_url=podman.url), TEST_IMAGE)

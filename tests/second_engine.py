@@ -32,7 +32,7 @@ def stop_reapers_of(url: str) -> None:
     for process in psutil.process_iter(["cmdline"]):
         with contextlib.suppress(psutil.Error):
             if (
-                "pytest_dockernet.reaper" in (process.info["cmdline"] or [])
+                "pytest_dockernet.runs.reaper" in (process.info["cmdline"] or [])
                 and process.environ().get("DOCKER_HOST") == url
             ):
                 process.kill()

@@ -10,7 +10,8 @@ import redis
 from imagekit import REDIS_COMMAND, redis_image
 
 from pytest_dockernet import InvalidAddressError, partition, wait
-from pytest_dockernet.subnets import DEFAULT_POOLS6
+from pytest_dockernet.core import wait as core_wait
+from pytest_dockernet.engine.subnets import DEFAULT_POOLS6
 
 SLEEP = ["sleep", "300"]
 LATE_HTTPD = ["sh", "-c", "sleep 3; exec httpd -f -p 8080 -h /www"]
@@ -44,12 +45,12 @@ def test_wait_port_returns_only_once_the_container_listens(manager, image, ports
 def test_through_the_proxy_too_where_container_addresses_cannot_be_reached(manager, image, monkeypatch):
     # Docker Desktop and remote engines: the test process reaches only published ports. That
     # is a path, not a fault: the direct probe is turned off to take it on this engine.
-    monkeypatch.setattr(wait, "direct_probe_possible", lambda: False)
+    monkeypatch.setattr(core_wait, "direct_probe_possible", lambda: False)
     with manager.create_network() as net:
         started = time.monotonic()
         web = net.run(image, LATE_HTTPD, ports={8080: None}, wait=wait.port(8080, timeout=30))
         assert time.monotonic() - started >= 2.5, "the proxy's accept was taken for a listener"
-        assert wait.held_open(*web.address(8080))
+        assert core_wait.held_open(*web.address(8080))
 
 
 # ---- addresses that follow disconnect, partition and heal ---------------------------------

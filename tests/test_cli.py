@@ -12,8 +12,9 @@ import pytest
 from test_reaper import dead_pid, fake_run
 
 from pytest_dockernet import new_run_id
-from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.cli import (
+from pytest_dockernet.engine.cleanup import find_labelled
+from pytest_dockernet.engine.processes import ProcessRef
+from pytest_dockernet.runs.cli import (
     EXIT_FAILURES,
     EXIT_NO_ENGINE,
     EXIT_NO_SUCH_RUN,
@@ -22,7 +23,6 @@ from pytest_dockernet.cli import (
     age,
     main,
 )
-from pytest_dockernet.processes import ProcessRef
 
 
 def run_cli(*args: str) -> tuple[int, str, str]:
@@ -118,8 +118,8 @@ def test_a_mistyped_run_id_says_no_such_run_exists():
 
 def test_a_removal_that_fails_sets_exit_code_1(runs, monkeypatch):
     """The engine here removes everything; the refusal is injected (mock)."""
-    from pytest_dockernet import cleanup
-    from pytest_dockernet import runs as runs_module
+    from pytest_dockernet.engine import cleanup
+    from pytest_dockernet.runs import sweeper as runs_module
 
     def refuse(client, containers):
         return [

@@ -8,8 +8,8 @@ import pytest
 from conftest import TEST_IMAGE
 
 from pytest_dockernet import ComposeError
-from pytest_dockernet.cleanup import find_labelled, find_labelled_volumes
-from pytest_dockernet.compose import load
+from pytest_dockernet.core.compose import load
+from pytest_dockernet.engine.cleanup import find_labelled, find_labelled_volumes
 
 COMPOSE = f"""
 services:

@@ -28,8 +28,8 @@ from test_reaper import (
     wait_for,
 )
 
-from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.images import import_busybox
+from pytest_dockernet.engine.cleanup import find_labelled
+from pytest_dockernet.engine.images import import_busybox
 
 pytestmark = pytest.mark.skipif(
     shutil.which("dockerd") is None or os.getuid() != 0,
@@ -51,7 +51,7 @@ def test_in_flight(docker_network):
 """
 
 # The reaper's part is tested in test_reaper.py; here the leftovers must wait for the sweep.
-NO_REAPER = "from pytest_dockernet import reaper\nreaper.ensure_reaper = lambda *args, **kwargs: False\n"
+NO_REAPER = "from pytest_dockernet.runs import reaper\nreaper.ensure_reaper = lambda *args, **kwargs: False\n"
 
 
 def test_engine_restart_mid_run(pytester, engine, image):
@@ -139,7 +139,7 @@ def test_the_reaper_survives_an_engine_restart(pytester, engine, image, order):
 # an engine that accepts connections and never answers.
 FREEZE_IN_SWEEP = """
 import os, signal
-from pytest_dockernet import runs
+from pytest_dockernet.runs import sweeper as runs
 
 real_sweep = runs.sweep_dead_runs
 
@@ -261,7 +261,7 @@ def test_an_engine_frozen_during_an_exec_fails_it_in_one_sentence(engine, tmp_pa
     from conftest import core_identity
 
     from pytest_dockernet import EngineUnavailableError, NetworkManager
-    from pytest_dockernet import engine as engines
+    from pytest_dockernet.engine import connection as engines
 
     client = engines.client(timeout=1, url=engine.host)
     import_busybox(client, TEST_IMAGE)

@@ -14,9 +14,9 @@ import pytest
 from conftest import TEST_IMAGE
 from test_reaper import kill_lingering, leftovers, ready_files, run_of, start, wait_for
 
-from pytest_dockernet import engine as engine_module
-from pytest_dockernet.images import import_busybox
-from pytest_dockernet.lease import leases
+from pytest_dockernet.engine import connection as engine_module
+from pytest_dockernet.engine.images import import_busybox
+from pytest_dockernet.runs.lease import leases
 
 PLACED = f"""
 import json, os

@@ -18,10 +18,11 @@ import pytest
 from conftest import SUITE_ID, SUITE_LABEL_KEY, TEST_IMAGE, core_identity
 from test_reaper import HOLDING_TEST, leftovers, ready_files, run_of, start, wait_for
 
-from pytest_dockernet import LockTimeoutError, NetworkManager, engine, new_run_id
-from pytest_dockernet.processes import ProcessRef
-from pytest_dockernet.reaper import ensure_reaper
-from pytest_dockernet.rundir import RunDir
+from pytest_dockernet import LockTimeoutError, NetworkManager, new_run_id
+from pytest_dockernet.engine import connection as engine
+from pytest_dockernet.engine.processes import ProcessRef
+from pytest_dockernet.runs.reaper import ensure_reaper
+from pytest_dockernet.runs.rundir import RunDir
 
 # One worker creates networks at once; the other has created nothing when the controller
 # is killed, then goes on as an orphan until execnet notices (at its next report).

@@ -8,8 +8,8 @@ import pytest
 from conftest import core_identity
 
 from pytest_dockernet import ImageUnavailableError, JobTimeoutError, NetworkManager, ServiceStartError
-from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.naming import LABEL_RUN
+from pytest_dockernet.engine.cleanup import find_labelled
+from pytest_dockernet.engine.naming import LABEL_RUN
 
 SLEEP = ["sleep", "300"]
 

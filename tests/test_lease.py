@@ -23,8 +23,10 @@ from conftest import TEST_IMAGE
 from test_reaper import leftovers, text_of, wait_for
 
 from pytest_dockernet import new_run_id
-from pytest_dockernet.images import import_busybox
-from pytest_dockernet.lease import (
+from pytest_dockernet.engine.images import import_busybox
+from pytest_dockernet.engine.naming import HOST_ENV
+from pytest_dockernet.engine.statedir import STATE_DIR_ENV
+from pytest_dockernet.runs.lease import (
     LABEL_LEASE_OF,
     EngineClock,
     Lease,
@@ -35,8 +37,6 @@ from pytest_dockernet.lease import (
     renew,
     take_lease,
 )
-from pytest_dockernet.naming import HOST_ENV
-from pytest_dockernet.statedir import STATE_DIR_ENV
 
 needs_namespaces = pytest.mark.skipif(
     shutil.which("dockerd") is None or shutil.which("unshare") is None or os.getuid() != 0,
@@ -106,7 +106,7 @@ def on_host(name: str, command: list[str], env: dict[str, str], cwd: Path) -> su
 
     That first process waits, after ``command``, for the run's reaper too: when it exits the
     kernel kills what is left in the namespace, as a host's death does, not its normal life."""
-    script = 'hostname "$0" && "$@"; status=$?; while pgrep -f "pytest_dockernet[.]reaper" >/dev/null; do sleep 0.1; done; exit $status'
+    script = 'hostname "$0" && "$@"; status=$?; while pgrep -f "pytest_dockernet[.]runs[.]reaper" >/dev/null; do sleep 0.1; done; exit $status'
     return subprocess.Popen(
         ["unshare", "--uts", "--pid", "--mount", "--fork", "--mount-proc", "--kill-child",
          "sh", "-c", script, name, *command],

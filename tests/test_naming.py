@@ -8,7 +8,7 @@ import re
 import pytest
 
 from pytest_dockernet import InvalidAliasError, RunIdentity, new_run_id
-from pytest_dockernet.naming import (
+from pytest_dockernet.engine.naming import (
     HOST_ENV,
     LABEL_HOST,
     LABEL_KEEP,
@@ -27,7 +27,7 @@ from pytest_dockernet.naming import (
     sanitize_name_part,
     this_host,
 )
-from pytest_dockernet.processes import ProcessRef
+from pytest_dockernet.engine.processes import ProcessRef
 
 DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 

@@ -19,8 +19,8 @@ from pytest_dockernet import (
     InvalidAliasError,
     ServiceStartError,
 )
-from pytest_dockernet.cleanup import find_labelled, warn_failures
-from pytest_dockernet.naming import LABEL_RUN, LABEL_TEST
+from pytest_dockernet.engine.cleanup import find_labelled, warn_failures
+from pytest_dockernet.engine.naming import LABEL_RUN, LABEL_TEST
 
 SLEEP = ["sleep", "300"]
 # busybox httpd serving /www (empty): a request gets a 404, which proves the round trip.
@@ -373,7 +373,7 @@ def test_a_full_pool_waits_a_moment_for_a_subnet_just_freed(docker_client, image
     from conftest import core_identity
 
     from pytest_dockernet import NetworkManager, PoolExhaustedError
-    from pytest_dockernet.subnets import parse_pools
+    from pytest_dockernet.engine.subnets import parse_pools
 
     one_network = parse_pools(["10.198.10.0/26"])
     tight = NetworkManager.for_client(docker_client, core_identity(), pools=one_network)
@@ -399,7 +399,7 @@ def test_a_full_pool_waits_for_networks_being_removed(docker_client, image, tmp_
     from conftest import core_identity
 
     from pytest_dockernet import NetworkManager
-    from pytest_dockernet.subnets import parse_pools
+    from pytest_dockernet.engine.subnets import parse_pools
 
     one_network = parse_pools(["10.198.9.0/26"])
     tight = NetworkManager.for_client(docker_client, core_identity(), pools=one_network)

@@ -17,8 +17,8 @@ from docker.types import IPAMConfig, IPAMPool
 from test_reaper import HOLDING_TEST, kill_lingering, leftovers, ready_files, run_of, start, wait_for
 
 from pytest_dockernet import NetworkManager
-from pytest_dockernet.images import import_busybox
-from pytest_dockernet.subnets import DEFAULT_POOLS, engine_subnets, free_subnets, host_routes
+from pytest_dockernet.engine.images import import_busybox
+from pytest_dockernet.engine.subnets import DEFAULT_POOLS, engine_subnets, free_subnets, host_routes
 
 ADVERTISE = "10.254.254.1"
 

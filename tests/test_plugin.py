@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import FAILING_REMOVAL_CONFTEST, TEST_IMAGE
 
-from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.naming import LABEL_KEEP
+from pytest_dockernet.engine.cleanup import find_labelled
+from pytest_dockernet.engine.naming import LABEL_KEEP
 
 RUN_LINE = re.compile(
     r"run ([0-9a-f]{8}): created (\d+) networks? and (\d+) containers?; removed (\d+) networks?"
@@ -449,7 +449,8 @@ def test_an_image_built_from_a_dockerfile_once_per_run_under_xdist(suite, docker
     suite.makepyfile(
         f"""
         import pytest
-        from pytest_dockernet import images, service_fixture
+        from pytest_dockernet import service_fixture
+        from pytest_dockernet.engine import images
 
         stamped = service_fixture({fixture_tag!r}, ["sleep", "300"], alias="stamped", build="context")
 
@@ -469,7 +470,7 @@ def test_an_image_built_from_a_dockerfile_once_per_run_under_xdist(suite, docker
         flags = sorted(p.read_text() for p in suite.path.glob("built-*"))
         assert flags == ["False", "False", "False", "True"], "built once, by one worker; reused by the rest"
         (context / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo changed > /stamp\n")
-        from pytest_dockernet import images
+        from pytest_dockernet.engine import images
 
         assert images.build_image(docker_client, context, tag) is True, "a changed context is rebuilt"
     finally:
@@ -478,7 +479,8 @@ def test_an_image_built_from_a_dockerfile_once_per_run_under_xdist(suite, docker
 
 
 def test_a_build_that_fails_names_the_image_and_shows_the_log(docker_client, tmp_path):
-    from pytest_dockernet import ImageUnavailableError, images
+    from pytest_dockernet import ImageUnavailableError
+    from pytest_dockernet.engine import images
 
     (tmp_path / "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN echo about to fail; exit 3\n")
     with pytest.raises(ImageUnavailableError, match=r"building 'dockernet-test/broken:1' from .* failed"):

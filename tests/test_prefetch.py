@@ -6,8 +6,8 @@ import pytest
 from conftest import core_identity
 
 from pytest_dockernet import NetworkManager, RunEndedError
-from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.naming import LABEL_TEST
+from pytest_dockernet.engine.cleanup import find_labelled
+from pytest_dockernet.engine.naming import LABEL_TEST
 
 
 def network_names(client, run):
@@ -67,7 +67,7 @@ def test_a_failing_prefetch_leaves_the_error_to_the_call(manager, monkeypatch):
 PREFETCH_TESTS = """
 import time
 import pytest
-from pytest_dockernet.naming import LABEL_TEST
+from pytest_dockernet.engine.naming import LABEL_TEST
 
 def networks_for(client, test):
     return client.api.networks(filters={"label": [f"{LABEL_TEST}={test}"]})

@@ -13,9 +13,9 @@ import pytest
 from conftest import FAILING_REMOVAL_CONFTEST, SUITE_LABELS, TEST_IMAGE, create_plain_network
 
 from pytest_dockernet import new_run_id
-from pytest_dockernet.cleanup import find_labelled
-from pytest_dockernet.naming import LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_RUN
-from pytest_dockernet.processes import ProcessRef, format_start
+from pytest_dockernet.engine.cleanup import find_labelled
+from pytest_dockernet.engine.naming import LABEL_HOST, LABEL_PID, LABEL_PID_START, LABEL_RUN
+from pytest_dockernet.engine.processes import ProcessRef, format_start
 
 # A test of the suite that holds a network and a service, says so, and waits to be killed.
 HOLDING_TEST = f"""
@@ -196,7 +196,7 @@ def cli(pytester: pytest.Pytester, *args: str) -> subprocess.CompletedProcess[st
 
 def fake_run(docker_client, run: str, process: ProcessRef | int, image: str) -> None:
     """Resources as a run of the current host (``planted_host``) would have left them."""
-    from pytest_dockernet.naming import this_host
+    from pytest_dockernet.engine.naming import this_host
 
     process = process if isinstance(process, ProcessRef) else ProcessRef(process)
     labels = {
@@ -266,7 +266,7 @@ def reaper_pids(run: str) -> list[int]:
                 command = (entry / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"pytest_dockernet.reaper" in command and run.encode() in command:
+            if b"pytest_dockernet.runs.reaper" in command and run.encode() in command:
                 pids.append(int(entry.name))
     return [pid for pid in pids if ProcessRef(pid).alive()]
 

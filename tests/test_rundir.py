@@ -6,8 +6,8 @@ import os
 import subprocess
 import time
 
-from pytest_dockernet.processes import ProcessRef
-from pytest_dockernet.rundir import STALE_AFTER_SECONDS, RunDir, remove_stale
+from pytest_dockernet.engine.processes import ProcessRef
+from pytest_dockernet.runs.rundir import STALE_AFTER_SECONDS, RunDir, remove_stale
 
 
 def dead_process() -> ProcessRef:

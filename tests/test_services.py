@@ -9,7 +9,7 @@ import pytest
 from conftest import NO_UPSTREAM_DNS, reaches
 
 from pytest_dockernet import ServiceNotReadyError, ServiceStartError, wait
-from pytest_dockernet.wait import until_ready
+from pytest_dockernet.core.wait import until_ready
 
 SLEEP = ["sleep", "300"]
 # Starts listening (httpd on 8080) only after a pause, saying so in its log.

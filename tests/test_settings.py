@@ -7,7 +7,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from pytest_dockernet.settings import Settings, SettingsError, resolve
+from pytest_dockernet.plugin.settings import Settings, SettingsError, resolve
 
 NONE: dict[str, object] = {}
 

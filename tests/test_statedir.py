@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from pytest_dockernet import DockernetError
-from pytest_dockernet.statedir import STATE_DIR_ENV, default_state_dir, ensure_private_dir, lock_path
+from pytest_dockernet.engine.statedir import STATE_DIR_ENV, default_state_dir, ensure_private_dir, lock_path
 
 
 def mode(path):

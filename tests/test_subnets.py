@@ -17,8 +17,8 @@ from conftest import core_identity, create_plain_network
 from docker.types import IPAMConfig, IPAMPool
 
 from pytest_dockernet import LockTimeoutError, NetworkManager, PoolExhaustedError
-from pytest_dockernet.podman import INTERFACE_RACE_TRIES
-from pytest_dockernet.subnets import (
+from pytest_dockernet.engine.podman import INTERFACE_RACE_TRIES
+from pytest_dockernet.engine.subnets import (
     SubnetAllocator,
     free_subnets,
     main_table_routes,
@@ -74,7 +74,7 @@ def test_routes_of_every_routing_table_are_avoided():
         subprocess.run(
             [*inside, "ip", "route", "add", "10.198.77.0/24", "dev", "lo", "table", "100"], check=True
         )
-        probe = "from pytest_dockernet.subnets import host_routes, main_table_routes as m; print(host_routes(), m())"
+        probe = "from pytest_dockernet.engine.subnets import host_routes, main_table_routes as m; print(host_routes(), m())"
         done = subprocess.run(
             [*inside, sys.executable, "-c", probe], capture_output=True, text=True, check=True
         )

@@ -11,8 +11,8 @@ from conftest import SUITE_LABELS, TEST_IMAGE
 from test_reaper import dead_pid, ready_files, start, wait_for
 
 from pytest_dockernet import new_run_id
-from pytest_dockernet.cleanup import find_labelled_volumes
-from pytest_dockernet.naming import LABEL_HOST, LABEL_PID, LABEL_RUN, LABEL_TEST, this_host
+from pytest_dockernet.engine.cleanup import find_labelled_volumes
+from pytest_dockernet.engine.naming import LABEL_HOST, LABEL_PID, LABEL_RUN, LABEL_TEST, this_host
 
 SLEEP = ["sleep", "300"]
 

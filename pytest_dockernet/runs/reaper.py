@@ -38,14 +38,14 @@ from typing import TypeVar
 import docker
 import filelock
 
-from . import engine
-from .cleanup import find_labelled
+from ..engine import connection as engine
+from ..engine.cleanup import find_labelled
+from ..engine.locks import acquire
+from ..engine.naming import LABEL_HOST, this_host
+from ..engine.processes import ProcessRef, format_start, parse_start
 from .lease import renew, renew_every
-from .locks import acquire
-from .naming import LABEL_HOST, this_host
-from .processes import ProcessRef, format_start, parse_start
 from .rundir import RunDir
-from .runs import processes_in, remove_run
+from .sweeper import processes_in, remove_run
 
 log = logging.getLogger("pytest_dockernet.reaper")
 
@@ -107,7 +107,7 @@ def _spawn(run: str, root: ProcessRef, state_dir: Path, lease: float, slot: str)
     command = [
         sys.executable,
         "-m",
-        "pytest_dockernet.reaper",
+        "pytest_dockernet.runs.reaper",
         "--run",
         run,
         "--root-pid",
@@ -258,7 +258,7 @@ class Reaper:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pytest_dockernet.reaper", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m pytest_dockernet.runs.reaper", description=__doc__)
     parser.add_argument("--run", required=True)
     parser.add_argument("--root-pid", type=int, required=True)
     parser.add_argument("--root-start", default="")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import filelock
 
-from .errors import LockTimeoutError
+from ..errors import LockTimeoutError
 
 POLL_SECONDS = 0.002
 

@@ -15,11 +15,12 @@ from typing import TextIO
 
 import docker
 
-from . import __version__, engine
-from .errors import EngineUnavailableError
-from .naming import LABEL_HOST, LABEL_WORKER
-from .runs import RunInfo, inventory, remove_run
-from .text import plural
+from ..engine import connection as engine
+from ..engine.naming import LABEL_HOST, LABEL_WORKER
+from ..errors import EngineUnavailableError
+from ..text import plural
+from ..version import __version__
+from .sweeper import RunInfo, inventory, remove_run
 
 EXIT_OK, EXIT_FAILURES, EXIT_REFUSED, EXIT_NO_ENGINE, EXIT_NO_SUCH_RUN = 0, 1, 2, 3, 4
 

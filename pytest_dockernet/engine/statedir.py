@@ -15,7 +15,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from .errors import DockernetError
+from ..errors import DockernetError
 
 STATE_DIR_ENV = "PYTEST_DOCKERNET_STATE_DIR"
 

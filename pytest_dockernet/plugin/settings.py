@@ -11,10 +11,9 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, TypeVar
 
-from .engine import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
-from .lease import DEFAULT_LEASE_SECONDS
-from .naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
-from .subnets import (
+from ..engine.connection import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
+from ..engine.naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
+from ..engine.subnets import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_POOLS,
     DEFAULT_POOLS6,
@@ -23,6 +22,7 @@ from .subnets import (
     parse_pools,
     parse_pools6,
 )
+from ..runs.lease import DEFAULT_LEASE_SECONDS
 
 T = TypeVar("T")
 

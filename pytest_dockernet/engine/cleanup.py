@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 
-from .errors import CleanupWarning
+from ..errors import CleanupWarning
 from .naming import LABEL_PID, LABEL_RUN
 
 log = logging.getLogger("pytest_dockernet")

@@ -21,12 +21,12 @@ from typing import Any
 
 import pytest
 
-from . import compose
-from .cleanup import warn_failures
-from .errors import ServiceStartError
-from .network import MAX_PARALLEL_STARTS, Network
-from .service import Command, Service
-from .wait import WaitArgument
+from ..core import compose
+from ..core.network import MAX_PARALLEL_STARTS, Network
+from ..core.service import Command, Service
+from ..core.wait import WaitArgument
+from ..engine.cleanup import warn_failures
+from ..errors import ServiceStartError
 
 # The network fixture each scope's services start on.
 NETWORK_FIXTURES = {

@@ -14,13 +14,19 @@ from typing import Any
 
 import docker
 
-from .cleanup import CleanupFailure, is_volume_in_use
-from .engine import engine_key, without_proxy_lookups
-from .errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
-from .naming import Labels, RunIdentity
+from ..engine.cleanup import CleanupFailure, is_volume_in_use
+from ..engine.connection import engine_key, without_proxy_lookups
+from ..engine.naming import Labels, RunIdentity
+from ..engine.statedir import default_state_dir, ensure_private_dir, lock_path
+from ..engine.subnets import (
+    DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_POOLS,
+    DEFAULT_POOLS6,
+    DEFAULT_SUBNET_SIZE,
+    SubnetAllocator,
+)
+from ..errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
 from .network import Network
-from .statedir import default_state_dir, ensure_private_dir, lock_path
-from .subnets import DEFAULT_LOCK_TIMEOUT, DEFAULT_POOLS, DEFAULT_POOLS6, DEFAULT_SUBNET_SIZE, SubnetAllocator
 from .volumes import Volume
 
 # Background removals at once: the engine serializes network removals anyway, while two

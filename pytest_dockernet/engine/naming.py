@@ -17,7 +17,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .errors import InvalidAliasError, hide_frames_of_own_errors
+from ..errors import InvalidAliasError, hide_frames_of_own_errors
 from .processes import ProcessRef, format_start, start_time
 
 LABEL_PREFIX = "pytest-dockernet"

@@ -9,10 +9,10 @@ from __future__ import annotations
 import docker
 import docker.errors
 
-from .cleanup import CleanupFailure, remove_volume
-from .engine import engine_errors
-from .errors import DockernetError, hide_frames_of_own_errors
-from .naming import Labels, RunIdentity
+from ..engine.cleanup import CleanupFailure, remove_volume
+from ..engine.connection import engine_errors
+from ..engine.naming import Labels, RunIdentity
+from ..errors import DockernetError, hide_frames_of_own_errors
 
 
 class VolumeError(DockernetError):

@@ -18,11 +18,15 @@ from docker.models import containers as docker_containers
 from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
-from . import cleanup
-from .addresses import LOOPBACK, address6_on, address_on, check_static_address, on_loopback
-from .cleanup import CleanupFailure
-from .engine import engine_errors, is_local
-from .errors import (
+from ..engine import cleanup
+from ..engine.addresses import LOOPBACK, address6_on, address_on, check_static_address, on_loopback
+from ..engine.cleanup import CleanupFailure
+from ..engine.connection import engine_errors, is_local
+from ..engine.images import pull_image
+from ..engine.naming import Labels, RunIdentity, container_name, normalize_aliases
+from ..engine.podman import is_podman
+from ..engine.subnets import SubnetAllocator
+from ..errors import (
     DockernetError,
     ImageUnavailableError,
     InvalidAddressError,
@@ -30,11 +34,7 @@ from .errors import (
     ServiceStartError,
     hide_frames_of_own_errors,
 )
-from .images import pull_image
-from .naming import Labels, RunIdentity, container_name, normalize_aliases
-from .podman import is_podman
 from .service import Command, ExecResult, Service, logs_text
-from .subnets import SubnetAllocator
 from .wait import WaitArgument, until_ready
 
 log = logging.getLogger("pytest_dockernet")
@@ -272,7 +272,7 @@ class Network:
         :meth:`run`.
         """
         __tracebackhide__ = hide_frames_of_own_errors
-        from .jobs import run_job
+        from .containers import run_job
 
         return run_job(
             self, image, command, stdin, timeout, normalize_aliases(alias), environment, docker_kwargs

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 import requests
 
-from .cleanup import remove_container, warn_failures
-from .engine import engine_errors
-from .errors import JobTimeoutError, ServiceStartError, hide_frames_of_own_errors
+from ..engine.cleanup import remove_container, warn_failures
+from ..engine.connection import engine_errors
+from ..errors import JobTimeoutError, ServiceStartError, hide_frames_of_own_errors
 from .service import Command, ExecResult, Service, close_attached, feed_stdin, logs_text
 
 if TYPE_CHECKING:

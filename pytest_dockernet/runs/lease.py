@@ -27,10 +27,10 @@ from typing import Any
 import docker
 import docker.errors
 
-from .cleanup import remove_container
-from .images import import_rootfs
-from .naming import LABEL_RUN
-from .podman import is_podman
+from ..engine.cleanup import remove_container
+from ..engine.images import import_rootfs
+from ..engine.naming import LABEL_RUN
+from ..engine.podman import is_podman
 
 log = logging.getLogger("pytest_dockernet")
 

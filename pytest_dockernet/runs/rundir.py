@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .naming import sanitize_name_part
-from .processes import ProcessRef, format_start, parse_start
+from ..engine.naming import sanitize_name_part
+from ..engine.processes import ProcessRef, format_start, parse_start
 
 
 class RunDir:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
 from typing import Any
 
-from .errors import InvalidAddressError
+from ..errors import InvalidAddressError
 
 LOOPBACK = "127.0.0.1"
 

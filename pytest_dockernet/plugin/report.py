@@ -7,7 +7,7 @@ from collections.abc import Collection, Iterable, Iterator
 import docker.errors
 import requests
 
-from .network import Network
+from ..core.network import Network
 
 
 def describe_network(network: Network) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import docker
 import filelock
 
-from .cleanup import (
+from ..engine.cleanup import (
     CleanupFailure,
     find_labelled,
     find_labelled_volumes,
@@ -27,9 +27,7 @@ from .cleanup import (
     remove_network,
     remove_volume,
 )
-from .lease import EngineClock, Lease, engine_clock, leases, parse_engine_time
-from .lease import release as release_lease
-from .naming import (
+from ..engine.naming import (
     LABEL_HOST,
     LABEL_KEEP,
     LABEL_PID,
@@ -39,10 +37,12 @@ from .naming import (
     LABEL_RUN,
     this_host,
 )
-from .processes import ProcessRef, parse_start
+from ..engine.processes import ProcessRef, parse_start
+from ..engine.statedir import lock_path
+from ..text import plural
+from .lease import EngineClock, Lease, engine_clock, leases, parse_engine_time
+from .lease import release as release_lease
 from .rundir import remove_stale
-from .statedir import lock_path
-from .text import plural
 
 
 def processes_in(labels: dict[str, str]) -> set[ProcessRef]:

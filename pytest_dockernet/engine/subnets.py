@@ -27,10 +27,10 @@ import docker
 import docker.errors
 import filelock
 
-from .errors import PoolExhaustedError, hide_frames_of_own_errors
+from ..errors import PoolExhaustedError, hide_frames_of_own_errors
+from ..text import plural
 from .locks import acquire
 from .podman import retry_interface_race
-from .text import plural
 
 log = logging.getLogger("pytest_dockernet")
 

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 from docker.utils.socket import frames_iter
 
-from .addresses import address6_on, address_on
-from .cleanup import CleanupFailure, remove_container
-from .engine import engine_errors, engine_host
-from .errors import ServiceError, hide_frames_of_own_errors
+from ..engine.addresses import address6_on, address_on
+from ..engine.cleanup import CleanupFailure, remove_container
+from ..engine.connection import engine_errors, engine_host
+from ..errors import ServiceError, hide_frames_of_own_errors
 
 if TYPE_CHECKING:
     import docker

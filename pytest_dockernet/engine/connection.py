@@ -22,7 +22,7 @@ import docker.errors
 import requests
 from docker.utils import parse_host
 
-from .errors import EngineUnavailableError
+from ..errors import EngineUnavailableError
 from .podman import is_podman
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from ..engine.images import build_image
+from ..errors import DockernetError, ServiceStartError
 from . import wait as waits
-from .errors import DockernetError, ServiceStartError
-from .images import build_image
 from .service import ExecResult, Service
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ import filelock
 from docker.utils import parse_repository_tag
 from docker.utils.build import exclude_paths
 
-from .engine import engine_key
-from .errors import ImageUnavailableError, hide_frames_of_own_errors
+from ..errors import ImageUnavailableError, hide_frames_of_own_errors
+from .connection import engine_key
 from .locks import acquire
 from .statedir import default_state_dir, ensure_private_dir, lock_path
 

@@ -12,16 +12,22 @@ import docker
 import docker.errors
 import pytest
 
-from . import engine, images, lease, reaper, runs
-from .cleanup import CleanupFailure, find_labelled, warn_failures
-from .errors import DockernetError
-from .fixtures import start_group
-from .manager import NetworkManager, Tally
-from .naming import Labels, RunIdentity, new_run_id
-from .network import HERMETIC_ON_PODMAN, Network
-from .podman import is_podman
+from ..core.manager import NetworkManager, Tally
+from ..core.network import HERMETIC_ON_PODMAN, Network
+from ..core.volumes import Volume
+from ..engine import connection as engine
+from ..engine import images
+from ..engine.cleanup import CleanupFailure, find_labelled, warn_failures
+from ..engine.naming import Labels, RunIdentity, new_run_id
+from ..engine.podman import is_podman
+from ..engine.statedir import default_state_dir, ensure_private_dir
+from ..errors import DockernetError
+from ..runs import lease, reaper
+from ..runs import sweeper as runs
+from ..runs.rundir import RunDir
+from ..text import joined, plural
 from .report import report_sections
-from .rundir import RunDir
+from .services import start_group
 from .settings import (
     EXPECTED,
     HELP,
@@ -34,9 +40,6 @@ from .settings import (
     option_name,
     resolve,
 )
-from .statedir import default_state_dir, ensure_private_dir
-from .text import joined, plural
-from .volumes import Volume
 
 T = TypeVar("T")
 

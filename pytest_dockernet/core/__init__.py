@@ -1,0 +1,1 @@
+"""Networks and services on one engine: no pytest, no run lifecycle."""

@@ -1,0 +1,1 @@
+"""What the plugin says to one engine and keeps on one host."""

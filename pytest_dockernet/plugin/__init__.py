@@ -1,0 +1,3 @@
+"""The pytest glue: the only floor that imports pytest. Registered as the ``dockernet`` plugin."""
+
+from .hooks import *  # noqa: F403
