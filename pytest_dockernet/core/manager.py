@@ -10,7 +10,6 @@ from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Any
 
 import docker
 
@@ -27,6 +26,7 @@ from ..engine.subnets import (
 )
 from ..errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
 from .network import Network
+from .specs import NetworkSpec
 from .volumes import Volume
 
 # Background removals at once: the engine serializes network removals anyway, while two
@@ -112,7 +112,7 @@ class NetworkManager:
         self._pending: list[Future[list[CleanupFailure]]] = []
         self._last_removal = -FREED_SUBNET_SECONDS  # time.monotonic() of the last network removed
         self._prefetcher: ThreadPoolExecutor | None = None
-        self._prefetched: tuple[dict[str, Any], Future[Network]] | None = None
+        self._prefetched: tuple[NetworkSpec, Future[Network]] | None = None
 
     @classmethod
     def for_client(
@@ -136,6 +136,7 @@ class NetworkManager:
 
     def create_network(
         self,
+        spec: NetworkSpec | None = None,
         *,
         test: str | None = None,
         internal: bool = False,
@@ -146,14 +147,15 @@ class NetworkManager:
     ) -> Network:
         """A new network on a free subnet (see :meth:`Network.create`).
 
+        Give its settings as a :class:`NetworkSpec`, or as keywords (they make one).
         Raises :class:`RunEndedError` when the run's root process is gone: a worker
         orphaned by a killed controller must not leave anything behind the reaper's back.
         """
         __tracebackhide__ = hide_frames_of_own_errors
-        wanted = dict(
+        spec = spec or NetworkSpec.of(
             test=test, internal=internal, hermetic=hermetic, ipv6=ipv6, labels=labels, options=options
         )
-        network = self._take_prefetched(wanted) or self._create_now(wanted)
+        network = self._take_prefetched(spec) or self._create_now(spec)
         with self._lock:
             self._alive.append(network)
             self.tally.networks_created += 1
@@ -161,6 +163,7 @@ class NetworkManager:
 
     def prefetch_network(
         self,
+        spec: NetworkSpec | None = None,
         *,
         test: str | None = None,
         internal: bool = False,
@@ -170,27 +173,27 @@ class NetworkManager:
         options: dict[str, str] | None = None,
     ) -> None:
         """Start creating, in the background, the network a coming :meth:`create_network`
-        call with the same arguments will ask for; return at once.
+        call with an equal spec (or the same keywords) will ask for; return at once.
 
         That call then takes it (waiting for it if it is still being made) instead of
-        making one. A prefetched network that a call with other arguments, or
-        :meth:`close`, finds unused is removed, whatever ``keep`` says, and counted nowhere:
-        it was never a test's. Errors of the prefetch are dropped: the call that would have
-        taken it makes its network itself and raises them.
+        making one. A prefetched network that a call with another spec, or :meth:`close`,
+        finds unused is removed, whatever ``keep`` says, and counted nowhere: it was never
+        a test's. Errors of the prefetch are dropped: the call that would have taken it
+        makes its network itself and raises them.
         """
-        wanted = dict(
+        spec = spec or NetworkSpec.of(
             test=test, internal=internal, hermetic=hermetic, ipv6=ipv6, labels=labels, options=options
         )
         self._discard_prefetched()
         with self._lock:
             if self._prefetcher is None:
                 self._prefetcher = ThreadPoolExecutor(1, thread_name_prefix="dockernet-prefetch")
-            self._prefetched = (wanted, self._prefetcher.submit(self._create_now, wanted))
+            self._prefetched = (spec, self._prefetcher.submit(self._create_now, spec))
 
-    def _take_prefetched(self, wanted: dict[str, Any]) -> Network | None:
+    def _take_prefetched(self, spec: NetworkSpec) -> Network | None:
         with self._lock:
             prefetched = self._prefetched
-            if prefetched is None or prefetched[0] != wanted:
+            if prefetched is None or prefetched[0] != spec:
                 prefetched = None
             else:
                 self._prefetched = None
@@ -222,7 +225,7 @@ class NetworkManager:
             self.tally.failures.extend(failures)
         return failures
 
-    def _create_now(self, wanted: dict[str, Any]) -> Network:
+    def _create_now(self, spec: NetworkSpec) -> Network:
         __tracebackhide__ = hide_frames_of_own_errors
         root = self.identity.root
         if root.pid != self.identity.pid and not root.alive():
@@ -232,7 +235,7 @@ class NetworkManager:
             )
 
         def create() -> Network:
-            return Network.create(self.client, self.allocator, self.identity, driver=self.driver, **wanted)
+            return Network.create(self.client, self.allocator, self.identity, spec, driver=self.driver)
 
         try:
             return create()

@@ -1,4 +1,10 @@
-"""A Docker bridge network of the plugin's own, and the services started on it."""
+"""A Docker network of the plugin's own: made on a free subnet, joined, left and removed.
+
+Its containers are made by a :class:`~pytest_dockernet.core.containers.ContainerFactory`;
+this module keeps the network's own job and the doors a test uses: :meth:`Network.run`,
+:meth:`Network.run_job`, :meth:`Network.run_many`, :meth:`Network.connect`,
+:meth:`Network.disconnect` and :meth:`Network.remove`.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
@@ -14,36 +20,25 @@ from typing import Any
 import docker
 import docker.errors
 import requests
-from docker.models import containers as docker_containers
 from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
 from ..engine import cleanup
-from ..engine.addresses import LOOPBACK, address6_on, address_on, check_static_address, on_loopback
+from ..engine.addresses import address6_on, address_on, check_static_address
 from ..engine.cleanup import CleanupFailure
-from ..engine.connection import engine_errors, is_local
-from ..engine.images import pull_image
-from ..engine.naming import Labels, RunIdentity, container_name, normalize_aliases
+from ..engine.connection import engine_errors
+from ..engine.naming import RunIdentity, normalize_aliases
 from ..engine.podman import is_podman
 from ..engine.subnets import SubnetAllocator
-from ..errors import (
-    DockernetError,
-    ImageUnavailableError,
-    InvalidAddressError,
-    NetworkError,
-    ServiceStartError,
-    hide_frames_of_own_errors,
-)
-from .service import Command, ExecResult, Service, logs_text
+from ..errors import DockernetError, NetworkError, ServiceStartError, hide_frames_of_own_errors
+from .containers import UNSPECIFIED, ContainerFactory, Home, check_job_kwargs
+from .service import ExecResult, Service
+from .specs import Command, NetworkSpec, ServiceSpec
 from .wait import WaitArgument, until_ready
 
 log = logging.getLogger("pytest_dockernet")
 
-EXIT_LOG_LINES = 20
 MAX_PARALLEL_STARTS = 8
-# Keys of ``docker_kwargs`` that would put a container on another network than this one.
-_FOREIGN_NETWORK_KWARGS = ("network", "network_mode", "networking_config")
-
 
 HERMETIC_ON_PODMAN = (
     "hermetic networks are not available on podman: there, a container's dns= replaces"
@@ -51,9 +46,14 @@ HERMETIC_ON_PODMAN = (
     " resolve; leave hermetic off (--dockernet-hermetic, the dockernet marker's hermetic=)"
 )
 
-
 # How long a new overlay network is waited for to be allocated by the swarm's manager.
 OVERLAY_ALLOCATION_SECONDS = 10.0
+
+
+def refuse_unsupported(client: docker.DockerClient, spec: NetworkSpec) -> None:
+    """Raise :class:`NetworkError` when the engine cannot make a network of ``spec``."""
+    if spec.hermetic and is_podman(client):
+        raise NetworkError(HERMETIC_ON_PODMAN)
 
 
 def _wait_until_allocated(client: docker.DockerClient, network_id: str) -> None:
@@ -93,6 +93,7 @@ class Network:
         hermetic: bool = False,
         subnet6: IPv6Network | None = None,
         driver: str = "bridge",
+        spec: NetworkSpec | None = None,
     ) -> None:
         self.client = client
         self.driver = driver
@@ -105,18 +106,25 @@ class Network:
         """The subnet carved for this network from the pool."""
         self.subnet6 = subnet6
         """The IPv6 /64 of a dual-stack network (``ipv6=True``), else None."""
-        self.internal = internal
+        self.spec = spec or NetworkSpec(
+            test=test, internal=internal, hermetic=hermetic, ipv6=subnet6 is not None
+        )
+        """What the network was made to be."""
+        self.internal = self.spec.internal
         """Whether the network has no route outside (``docker network create --internal``)."""
-        self.hermetic = hermetic
+        self.hermetic = self.spec.hermetic
         """Whether names its embedded DNS does not know fail at once instead of being forwarded."""
         self.identity = identity
-        self.test = test
+        self.test = self.spec.test
         self.services: list[Service] = []
         """The services started on this network, in start order."""
         self.started = 0
         """How many containers this network has started (services and jobs), including removed ones."""
+        self.containers = ContainerFactory(
+            client, identity, Home(network_id, name, subnet, self.test, self.hermetic)
+        )
+        """What makes this network's containers (names, labels, DNS, ports, exit checks)."""
         self._guests: list[tuple[Service, list[str]]] = []
-        self._names: set[str] = set()
         self._lock = threading.Lock()
         self._removed = False
 
@@ -137,25 +145,20 @@ class Network:
         client: docker.DockerClient,
         allocator: SubnetAllocator,
         identity: RunIdentity,
+        spec: NetworkSpec | None = None,
         *,
-        test: str | None = None,
-        internal: bool = False,
-        hermetic: bool = False,
-        ipv6: bool = False,
-        labels: Labels | None = None,
-        options: dict[str, str] | None = None,
         driver: str = "bridge",
     ) -> Network:
-        """Create a labelled network on a free subnet of the allocator's pools.
+        """Create a labelled network of ``spec`` on a free subnet of the allocator's pools.
 
-        With ``ipv6`` the network is dual-stack: it also gets a /64 of the allocator's IPv6
-        pools. ``hermetic`` networks start their containers with no DNS upstream. ``driver``
-        is ``bridge``, or ``overlay`` on a swarm manager: an attachable overlay network, whose
-        subnet the swarm's manager checks against every other of the swarm.
+        With ``spec.ipv6`` the network is dual-stack: it also gets a /64 of the allocator's
+        IPv6 pools. Hermetic networks start their containers with no DNS upstream.
+        ``driver`` is ``bridge``, or ``overlay`` on a swarm manager: an attachable overlay
+        network, whose subnet the swarm's manager checks against every other of the swarm.
         """
         __tracebackhide__ = hide_frames_of_own_errors
-        if hermetic and is_podman(client):
-            raise NetworkError(HERMETIC_ON_PODMAN)
+        spec = spec or NetworkSpec()
+        refuse_unsupported(client, spec)
         name = identity.next_network_name()
 
         def create_on(subnet: IPv4Network, subnet6: IPv6Network | None) -> str:
@@ -166,18 +169,18 @@ class Network:
                 name,
                 driver=driver,
                 attachable=True if driver == "overlay" else None,
-                options=options,
+                options=spec.option_dict,
                 ipam=IPAMConfig(driver="default", pool_configs=pools),
-                internal=internal,
+                internal=spec.internal,
                 enable_ipv6=subnet6 is not None,
-                labels=identity.labels(test, labels),
+                labels=identity.labels(spec.test, spec.label_dict),
             )
             return str(response["Id"])
 
         subnet6: IPv6Network | None = None
         with engine_errors(f"creating network {name}"):
             try:
-                if ipv6:
+                if spec.ipv6:
                     network_id, subnet, subnet6 = allocator.allocate_dual(create_on)
                 else:
                     network_id, subnet = allocator.allocate(lambda subnet: create_on(subnet, None))
@@ -188,18 +191,7 @@ class Network:
         log.debug("created network %s (%s) on %s %s", name, network_id[:12], subnet, subnet6 or "")
         if driver == "overlay":
             _wait_until_allocated(client, network_id)
-        return cls(
-            client,
-            network_id,
-            name,
-            subnet,
-            identity,
-            test=test,
-            internal=internal,
-            hermetic=hermetic,
-            subnet6=subnet6,
-            driver=driver,
-        )
+        return cls(client, network_id, name, subnet, identity, subnet6=subnet6, driver=driver, spec=spec)
 
     def run(
         self,
@@ -236,15 +228,31 @@ class Network:
         every time.
         """
         __tracebackhide__ = hide_frames_of_own_errors
-        aliases = normalize_aliases(alias)
-        address = check_static_address(ip, self.subnet, self.name) if ip is not None else None
-        self._check_kwargs(docker_kwargs)
-        with engine_errors(f"starting a container from {image!r} on network {self.name}"):
-            service = self._start(
-                image, command, aliases, name, environment, address, min_uptime, docker_kwargs
-            )
+        spec = ServiceSpec.of(
+            image,
+            command,
+            alias=alias,
+            name=name,
+            environment=environment,
+            ip=ip,
+            min_uptime=min_uptime,
+            wait=wait,
+            **docker_kwargs,
+        )
+        return self.start(spec)
+
+    def start(self, spec: ServiceSpec) -> Service:
+        """Start the service ``spec`` describes (what :meth:`run` does once it made the spec)."""
+        __tracebackhide__ = hide_frames_of_own_errors
+        address = check_static_address(spec.ip, self.subnet, self.name) if spec.ip is not None else None
+        with engine_errors(f"starting a container from {spec.image!r} on network {self.name}"):
+            container = self.containers.start_service(spec, address)
+            service = self._service(container, list(spec.aliases), spec.image)
+            with self._lock:
+                self.services.append(service)
+                self.started += 1
             try:
-                until_ready(service, wait)
+                until_ready(service, spec.wait)
             except ServiceStartError:
                 service.remove()  # exited while waited for: its logs are in the message
                 raise
@@ -272,221 +280,62 @@ class Network:
         :meth:`run`.
         """
         __tracebackhide__ = hide_frames_of_own_errors
-        from .containers import run_job
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"run_job timeout must be more than 0 seconds, not {timeout!r}")
+        check_job_kwargs(docker_kwargs)
+        aliases = normalize_aliases(alias)
+        data = stdin.encode() if isinstance(stdin, str) else None if stdin is None else bytes(stdin)
+        with engine_errors(f"running a job from {image!r} on network {self.name}"):
+            container, cname = self.containers.create(
+                image, command, aliases, None, environment, docker_kwargs, job=True, stdin=data is not None
+            )
+            job = Service(self, container, aliases, UNSPECIFIED, image=image)  # no address until it runs
+            self.adopt(job)  # a failing test's report shows it; teardown removes it if we cannot
+            try:
+                return self.containers.run_to_completion(job.id, cname, image, command, data, timeout)
+            finally:
+                self._remove_job(job)
 
-        return run_job(
-            self, image, command, stdin, timeout, normalize_aliases(alias), environment, docker_kwargs
-        )
+    def _remove_job(self, job: Service) -> None:
+        if self.identity.keep:
+            return  # listed, and kept with the network, like every other container
+        failure = cleanup.remove_container(self.client, job.id, job.name)
+        if failure is None:
+            self.forget(job)
+        else:
+            # Left in services: the network's teardown tries again and reports it.
+            cleanup.warn_failures([failure], stacklevel=4)
 
-    def _create(
-        self,
-        image: str,
-        command: Command | None,
-        aliases: list[str],
-        name: str | None,
-        environment: dict[str, str] | list[str] | None,
-        docker_kwargs: dict[str, Any],
-        *,
-        ip: str | None = None,
-        job: bool = False,
-        stdin: bool = False,
-    ) -> tuple[Container, str]:
-        """Create (not start) a labelled container on this network; return it and its name."""
-        __tracebackhide__ = hide_frames_of_own_errors
-        cname = self._claim_name(name or (aliases[0] if aliases else None) or ("job" if job else None))
-        labels = self.identity.labels(self.test, docker_kwargs.pop("labels", None))
-        endpoint = self.client.api.create_endpoint_config(aliases=aliases or None, ipv4_address=ip)
-        if self.hermetic and "dns" not in docker_kwargs:
-            # The embedded DNS forwards names it does not know to the container's upstream
-            # servers, from inside the container: with loopback as the only one, nothing
-            # answers, and the name never leaves the machine. Docker's DNS then sends no
-            # answer at all, so the resolver's own time-out ends the lookup: one attempt of
-            # one second (glibc reads these options; some clients, like busybox nslookup, do not).
-            docker_kwargs["dns"] = [LOOPBACK]
-            docker_kwargs.setdefault("dns_opt", ["timeout:1", "attempts:1"])
-        create_args = dict(
-            command=command,
-            name=cname,
-            environment=environment,
-            labels=labels,
-            detach=not job,
-            stdin_open=stdin,
-            network=self.id,
-            networking_config={self.id: endpoint},
-            **docker_kwargs,
-        )
-        container = self._create_container(image, create_args)
-        container.attrs["Name"] = f"/{cname}"  # known before any inspect
-        return container, cname
-
-    def _start(
-        self,
-        image: str,
-        command: Command | None,
-        aliases: list[str],
-        name: str | None,
-        environment: dict[str, str] | list[str] | None,
-        ip: str | None,
-        min_uptime: float,
-        docker_kwargs: dict[str, Any],
-    ) -> Service:
-        __tracebackhide__ = hide_frames_of_own_errors
-        stdin_open = bool(docker_kwargs.pop("stdin_open", False))
-        container, cname = self._create(
-            image, command, aliases, name, environment, docker_kwargs, ip=ip, stdin=stdin_open
-        )
-        container_id = str(container.id)
-        try:
-            container.start()
-            if min_uptime > 0:
-                self._watch_for_exit(container_id, min_uptime)
-            container.reload()
-        except docker.errors.APIError as exc:
-            self._discard(container_id, cname)
-            reason = str(exc.explanation or exc)
-            # Docker: "Address already in use"; podman: "... is already allocated to container ID".
-            if ip is not None and ("already in use" in reason or "already allocated" in reason):
-                raise InvalidAddressError(
-                    f"address {ip} of subnet {self.subnet} is already taken on network {self.name}"
-                    f" (container {cname}, image {image!r}): choose another, or leave ip unset"
-                ) from None
-            raise ServiceStartError(
-                f"container {cname} (image {image!r}, command {command!r}) could not start: {reason}"
-            ) from None
-        state = container.attrs.get("State", {})
-        if not state.get("Running"):
-            self._fail_exited(container_id, cname, image, state)
-        service = self._service(container, aliases, image)
-        with self._lock:
-            self.services.append(service)
-            self.started += 1
-        return service
-
-    def _service(self, container: Container, aliases: list[str], image: str | None = None) -> Service:
-        attrs = container.attrs
-        ip6 = address6_on(attrs, self.id, self.name)
-        return Service(self, container, aliases, self._ip_of(attrs), ip6, image=image)
-
-    def _watch_for_exit(self, container_id: str, seconds: float) -> None:
-        # Returns when the container exits; a read time-out means it stayed up.
-        with contextlib.suppress(requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            self.client.api.wait(container_id, timeout=seconds)  # type: ignore[arg-type]  # requests takes floats
-
-    def run_many(self, specs: Sequence[dict[str, Any]]) -> list[Service]:
+    def run_many(self, specs: Sequence[Mapping[str, Any] | ServiceSpec]) -> list[Service]:
         """Start independent services concurrently; return them in the order given.
 
         Each spec holds :meth:`run`'s arguments by name, ``image`` included:
-        ``{"image": "redis:7", "alias": "cache"}``. Starting several at once saves most
-        of the engine's per-container start time. If any fails, the others still
-        finish starting (and are removed with the network), and the first error is raised.
+        ``{"image": "redis:7", "alias": "cache"}`` (or is a :class:`ServiceSpec`). Starting
+        several at once saves most of the engine's per-container start time. If any fails,
+        the others still finish starting (and are removed with the network), and the first
+        error is raised.
         """
         __tracebackhide__ = hide_frames_of_own_errors
-        specs = [dict(spec) for spec in specs]
-        if len(specs) <= 1:
-            return [self.run(**spec) for spec in specs]
+        made = [spec if isinstance(spec, ServiceSpec) else ServiceSpec.of(**spec) for spec in specs]
+        if len(made) <= 1:
+            return [self.start(spec) for spec in made]
         with ThreadPoolExecutor(
-            min(len(specs), MAX_PARALLEL_STARTS), thread_name_prefix="dockernet-run"
+            min(len(made), MAX_PARALLEL_STARTS), thread_name_prefix="dockernet-run"
         ) as pool:
-            futures = [pool.submit(self._run_spec, spec) for spec in specs]
+            futures = [pool.submit(self.start, spec) for spec in made]
         for future in futures:
             error = future.exception()
             if error is not None:
                 raise error
         return [future.result() for future in futures]
 
-    def _run_spec(self, spec: dict[str, Any]) -> Service:
-        return self.run(**spec)
+    def _service(self, container: Container, aliases: list[str], image: str | None = None) -> Service:
+        attrs = container.attrs
+        ip6 = address6_on(attrs, self.id, self.name)
+        return Service(self, container, aliases, self.ip_of(attrs), ip6, image=image)
 
-    def _check_kwargs(self, docker_kwargs: dict[str, Any], *, job: bool = False) -> None:
-        for key in _FOREIGN_NETWORK_KWARGS:
-            if key in docker_kwargs:
-                raise TypeError(
-                    f"Network.{'run_job' if job else 'run'}() does not take {key!r}: a container lives"
-                    " on the network that runs it; use another network's connect() to attach it there too"
-                )
-        if job:
-            for key in ("detach", "stdin_open", "remove", "auto_remove"):
-                if key in docker_kwargs:
-                    raise TypeError(
-                        f"Network.run_job() does not take {key}=: it runs the command to completion"
-                        " (stdin= gives it input) and removes the container itself"
-                    )
-        elif docker_kwargs.pop("detach", True) is not True:
-            raise TypeError(
-                "Network.run() starts long-running services and always detaches; run a command to"
-                " completion with run_job(), or in a service with Service.exec()"
-            )
-        volumes = docker_kwargs.get("volumes")
-        if isinstance(volumes, dict):
-            # Volumes of docker_volume may stand for their names as keys.
-            docker_kwargs["volumes"] = {str(key): value for key, value in volumes.items()}
-        ports = docker_kwargs.get("ports")
-        if ports and is_local():
-            # Publish on loopback only: a test's service has no business on the LAN.
-            docker_kwargs["ports"] = {port: on_loopback(binding) for port, binding in ports.items()}
-
-    def _claim_name(self, suffix: str | None) -> str:
-        with self._lock:
-            number = 1 if suffix else len(self._names) + 1
-            candidate = container_name(self.name, suffix or str(number))
-            while candidate in self._names:
-                number += 1
-                candidate = container_name(self.name, f"{suffix}-{number}" if suffix else str(number))
-            self._names.add(candidate)
-        return candidate
-
-    def _create_container(self, image: str, create_args: dict[str, Any]) -> Container:
-        __tracebackhide__ = hide_frames_of_own_errors
-        try:
-            return self._create_container_once(image, create_args)
-        except docker.errors.ImageNotFound:
-            pass
-        pull_image(self.client, image)
-        return self._create_container_once(image, create_args)
-
-    def _create_container_once(self, image: str, create_args: dict[str, Any]) -> Container:
-        __tracebackhide__ = hide_frames_of_own_errors
-        # What ``containers.create`` does, minus its inspect: run() inspects after start anyway.
-        # _create_container_args is docker-py's own (private, stable since 2.0) translation
-        # of ``containers.run`` arguments, so docker_kwargs mean exactly what they mean there.
-        kwargs = dict(create_args, image=image, version=self.client.api.api_version)
-        args = docker_containers._create_container_args(kwargs)  # type: ignore[attr-defined]
-        try:
-            response = self.client.api.create_container(**args)
-        except docker.errors.ImageNotFound:
-            raise
-        except docker.errors.APIError as exc:
-            reason = str(exc.explanation or exc)
-            if "invalid reference format" in reason:
-                raise ImageUnavailableError(
-                    f"image {image!r} is not a valid image reference ({reason}): write"
-                    " [registry/]name[:tag] in lower case, such as redis:7"
-                ) from None
-            raise ServiceStartError(
-                f"container {create_args['name']} (image {image!r}) could not be created: {reason}"
-            ) from None
-        return self.client.containers.prepare_model({"Id": response["Id"]})
-
-    def _fail_exited(self, container_id: str, cname: str, image: str, state: dict[str, Any]) -> None:
-        __tracebackhide__ = hide_frames_of_own_errors
-        try:
-            logs = logs_text(self.client.api, container_id, EXIT_LOG_LINES).rstrip()
-        except docker.errors.DockerException as exc:
-            logs = f"(logs unavailable: {exc})"
-        self._discard(container_id, cname)
-        hint = "; a command meant to finish is a job: use run_job()" if state.get("ExitCode") == 0 else ""
-        raise ServiceStartError(
-            f"container {cname} (image {image!r}) exited at once with status"
-            f" {state.get('ExitCode')}{' (' + state['Error'] + ')' if state.get('Error') else ''}{hint};"
-            f" its last log lines:\n{logs or '(no output)'}"
-        )
-
-    def _discard(self, container_id: str, cname: str) -> None:
-        failure = cleanup.remove_container(self.client, container_id, cname)
-        if failure:
-            cleanup.warn_failures([failure], stacklevel=3)
-
-    def _ip_of(self, attrs: dict[str, Any]) -> IPv4Address:
+    def ip_of(self, attrs: dict[str, Any]) -> IPv4Address:
+        """A container's IPv4 address on this network, from its inspect data."""
         address = address_on(attrs, self.id, self.name)
         if address is None:
             raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
@@ -523,9 +372,9 @@ class Network:
                     self._guests.append((service, names))
             attrs = service.reload()
         if service.network is self:
-            service.ip = self._ip_of(attrs)
+            service.ip = self.ip_of(attrs)
             service.ip6 = address6_on(attrs, self.id, self.name)
-        return self._ip_of(attrs)
+        return self.ip_of(attrs)
 
     def disconnect(self, service: Service) -> None:
         """Detach ``service`` from this network: it can no longer reach it or be reached on it.
@@ -561,7 +410,7 @@ class Network:
         """Remove the services (in parallel), then the network; return what could not be.
 
         Safe to call twice. Never raises for a failed removal: failures are returned
-        for the caller to report (see :func:`pytest_dockernet.cleanup.warn_failures`).
+        for the caller to report (see :func:`pytest_dockernet.engine.cleanup.warn_failures`).
         """
         with self._lock:
             if self._removed:

@@ -18,14 +18,13 @@ from ..engine.addresses import address6_on, address_on
 from ..engine.cleanup import CleanupFailure, remove_container
 from ..engine.connection import engine_errors, engine_host
 from ..errors import ServiceError, hide_frames_of_own_errors
+from .specs import Command
 
 if TYPE_CHECKING:
     import docker
     from docker.models.containers import Container
 
     from .network import Network
-
-Command = str | Sequence[str]
 
 
 @dataclass(frozen=True)

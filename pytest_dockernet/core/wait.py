@@ -27,8 +27,8 @@ import re
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from http import client as http_client
 from typing import TYPE_CHECKING
 
@@ -52,29 +52,48 @@ PROXY_GRACE_SECONDS = 0.3
 PODMAN_HEALTHCHECK_EVERY = 0.5
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class Strategy:
-    """A readiness condition: ``check`` returns True once it holds."""
+    """A readiness condition: ``check`` returns True once it holds.
+
+    Two strategies are equal when they wait for the same thing in the same way: the
+    built-in ones compare by what they were given (``wait.port(6379) == wait.port(6379)``),
+    a strategy of your own by its ``check`` function.
+    """
 
     description: str
     check: Callable[[Service], bool]
     timeout: float = DEFAULT_TIMEOUT
     interval: float = DEFAULT_INTERVAL
     max_interval: float = DEFAULT_MAX_INTERVAL
-    parts: list[Strategy] = field(default_factory=list)
+    parts: tuple[Strategy, ...] = ()
+    key: Hashable = None
+    """What the check is, for comparisons (None: the check function itself)."""
 
     def __post_init__(self) -> None:
         for name in ("timeout", "interval", "max_interval"):
-            if not getattr(self, name) > 0:
-                raise ValueError(
-                    f"wait {self.description}: {name} must be more than 0, not {getattr(self, name)!r}"
-                )
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"wait {self.description}: {name} must be more than 0, not {value!r}")
+        object.__setattr__(self, "parts", tuple(self.parts))
+
+    @property
+    def identity(self) -> tuple[Hashable, ...]:
+        """What equality and hashing compare."""
+        check: Hashable = self.check if self.key is None else self.key
+        return (check, self.timeout, self.interval, self.max_interval, self.parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Strategy) and self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return hash(self.identity)
 
 
 def _strategy(
-    description: str, check: Callable[[Service], bool], timeout: float, interval: float
+    description: str, check: Callable[[Service], bool], timeout: float, interval: float, key: Hashable
 ) -> Strategy:
-    return Strategy(description, check, timeout=timeout, interval=interval)
+    return Strategy(description, check, timeout=timeout, interval=interval, key=key)
 
 
 def log(
@@ -87,6 +106,7 @@ def log(
         lambda service: any(regex.search(line) for line in service.logs().splitlines()),
         timeout,
         interval,
+        ("log", regex.pattern, regex.flags),
     )
 
 
@@ -118,7 +138,13 @@ def port(
             return False
         return held_open(host, host_port)
 
-    return _strategy(f"a process to listen on TCP port {container_port}", listens, timeout, interval)
+    return _strategy(
+        f"a process to listen on TCP port {container_port}",
+        listens,
+        timeout,
+        interval,
+        ("port", container_port),
+    )
 
 
 def direct_probe_possible() -> bool:
@@ -173,7 +199,11 @@ def http(
             connection.close()
 
     return _strategy(
-        f"GET {path} on port {container_port} to answer {sorted(wanted)}", answers, timeout, interval
+        f"GET {path} on port {container_port} to answer {sorted(wanted)}",
+        answers,
+        timeout,
+        interval,
+        ("http", container_port, path, tuple(sorted(wanted))),
     )
 
 
@@ -209,23 +239,31 @@ def healthy(*, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTER
             return bool(service.reload().get("State", {}).get("Health", {}).get("Status") == "healthy")
         return False
 
-    return _strategy("the HEALTHCHECK to report healthy", is_healthy, timeout, interval)
+    return _strategy("the HEALTHCHECK to report healthy", is_healthy, timeout, interval, ("healthy",))
 
 
 def command(
     cmd: str | Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, interval: float = DEFAULT_INTERVAL
 ) -> Strategy:
     """Ready when ``cmd`` run in the container exits with status 0 (needs ``exec``)."""
-    return _strategy(f"{cmd!r} to succeed", lambda service: service.exec(cmd).ok, timeout, interval)
+    key = ("command", cmd if isinstance(cmd, str) else tuple(cmd))
+    return _strategy(f"{cmd!r} to succeed", lambda service: service.exec(cmd).ok, timeout, interval, key)
 
 
 def all_of(*strategies: Strategy) -> Strategy:
     """Ready when every one of ``strategies`` is, each within its own timeout."""
     if not strategies:
         raise ValueError("all_of() needs at least one strategy")
-    combined = Strategy(" and ".join(s.description for s in strategies), lambda service: True)
-    combined.parts = list(strategies)
-    return combined
+    for strategy in strategies:
+        if not isinstance(strategy, Strategy):
+            raise TypeError(f"all_of() takes strategies of pytest_dockernet.wait, not {strategy!r}")
+    return Strategy(
+        " and ".join(s.description for s in strategies), _always, parts=strategies, key=("all_of",)
+    )
+
+
+def _always(service: Service) -> bool:
+    return True
 
 
 WaitArgument = Strategy | Sequence[Strategy] | None
