@@ -23,7 +23,7 @@ from pytest_dockernet.engine.images import import_busybox
 from pytest_dockernet.engine.naming import HOST_ENV, LABEL_HOST
 from pytest_dockernet.engine.podman import retry_interface_race
 from pytest_dockernet.engine.statedir import STATE_DIR_ENV
-from pytest_dockernet.plugin.hooks import state_key
+from pytest_dockernet.plugin.state import state_key
 from pytest_dockernet.runs.lease import LABEL_LEASE_OF
 
 # This suite shares its engine with any other run (a CI matrix, the demo started beside it

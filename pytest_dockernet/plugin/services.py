@@ -23,7 +23,8 @@ import pytest
 
 from ..core import compose
 from ..core.network import MAX_PARALLEL_STARTS, Network
-from ..core.service import Command, Service
+from ..core.service import Service
+from ..core.specs import Command, ServiceSpec
 from ..core.wait import WaitArgument
 from ..engine.cleanup import warn_failures
 from ..errors import ServiceStartError
@@ -40,10 +41,10 @@ SPEC_ATTRIBUTE = "__dockernet_service__"
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
-    """What :func:`service_fixture` was told: how to start the service, and what it needs."""
+class ServiceDeclaration:
+    """What :func:`service_fixture` was told: the service's spec, and what it needs besides."""
 
-    run: dict[str, Any]
+    service: ServiceSpec
     scope: str
     depends_on: tuple[Any, ...]
     build: str | os.PathLike[str] | None
@@ -76,8 +77,8 @@ def service_fixture(
     """
     if scope not in NETWORK_FIXTURES:
         raise ValueError(f"service_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
-    spec = ServiceSpec(
-        {"image": image, "command": command, "alias": alias, "wait": wait, **run_kwargs},
+    spec = ServiceDeclaration(
+        ServiceSpec.of(image, command, alias=alias, wait=wait, **run_kwargs),
         scope,
         tuple(depends_on),
         build,
@@ -91,7 +92,7 @@ def service_fixture(
             raise started
         if started is None:
             _prepare(request, spec, network)
-            started = network.run(**spec.run)
+            started = network.start(spec.service)
         # The service goes with its network (removed, or kept with --dockernet-keep), which
         # removes all of its containers at once, off the test's critical path.
         yield started
@@ -127,10 +128,10 @@ def compose_fixture(path: str | os.PathLike[str], *, scope: str = "module") -> A
     return pytest.fixture(scope=scope)(start_stack)  # type: ignore[call-overload]
 
 
-def _prepare(request: pytest.FixtureRequest, spec: ServiceSpec, network: Network) -> None:
+def _prepare(request: pytest.FixtureRequest, spec: ServiceDeclaration, network: Network) -> None:
     """Build the image if asked, and attach the services it depends on to ``network``."""
     if spec.build is not None:
-        request.getfixturevalue("docker_build")(spec.build, spec.run["image"])
+        request.getfixturevalue("docker_build")(spec.build, spec.service.image)
     for dependency in spec.depends_on:
         needed: Service = request.getfixturevalue(fixture_name(dependency))
         if needed.network is not network:
@@ -152,7 +153,7 @@ def start_group(request: pytest.FixtureRequest, network: Network) -> None:
         outside = needs[name] - specs.keys()
         if any(_is_function_service(request, other) for other in outside):
             return  # a dependency the test did not request: its own fixture starts it, later
-        _prepare(request, ServiceSpec(spec.run, spec.scope, tuple(outside), spec.build), network)
+        _prepare(request, ServiceDeclaration(spec.service, spec.scope, tuple(outside), spec.build), network)
         needs[name] &= specs.keys()
     results: dict[str, Service | BaseException] = {}
     _started[network] = results
@@ -165,7 +166,7 @@ def start_group(request: pytest.FixtureRequest, network: Network) -> None:
 
 def _start_level(
     network: Network,
-    level: dict[str, tuple[ServiceSpec, set[str]]],
+    level: dict[str, tuple[ServiceDeclaration, set[str]]],
     results: dict[str, Service | BaseException],
 ) -> None:
     """Start one level of a group at once; ``level`` maps names to specs and their dependencies."""
@@ -183,28 +184,28 @@ def _start_level(
     with ThreadPoolExecutor(
         min(len(runnable), MAX_PARALLEL_STARTS), thread_name_prefix="dockernet-group"
     ) as pool:
-        futures = {name: pool.submit(network.run, **spec.run) for name, spec in runnable.items()}
+        futures = {name: pool.submit(network.start, spec.service) for name, spec in runnable.items()}
     for name, future in futures.items():
         error = future.exception()
         results[name] = error if error is not None else future.result()
 
 
-def _function_services(request: pytest.FixtureRequest) -> dict[str, ServiceSpec]:
+def _function_services(request: pytest.FixtureRequest) -> dict[str, ServiceDeclaration]:
     """The function-scoped service fixtures among those the test requests, by name."""
     found = {}
     for name in request.fixturenames:
-        spec = _spec_of(request, name)
+        spec = declaration_of(request, name)
         if spec is not None and spec.scope == "function":
             found[name] = spec
     return found
 
 
 def _is_function_service(request: pytest.FixtureRequest, name: str) -> bool:
-    spec = _spec_of(request, name)
+    spec = declaration_of(request, name)
     return spec is not None and spec.scope == "function"
 
 
-def _spec_of(request: pytest.FixtureRequest, name: str) -> ServiceSpec | None:
+def declaration_of(request: pytest.FixtureRequest, name: str) -> ServiceDeclaration | None:
     # pytest has no public way from a fixture name to its function; the fixture info of
     # the test item (stable since pytest 3) has it. Without it, nothing is grouped.
     try:
@@ -213,7 +214,7 @@ def _spec_of(request: pytest.FixtureRequest, name: str) -> ServiceSpec | None:
         return None
     for definition in reversed(definitions):
         spec = getattr(getattr(definition, "func", None), SPEC_ATTRIBUTE, None)
-        if isinstance(spec, ServiceSpec):
+        if isinstance(spec, ServiceDeclaration):
             return spec
     return None
 
