@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import wait
-from .core.compose import ComposeError, ComposeStack
+from . import moved, wait
+from .core.compose import ComposeStack
 from .core.manager import NetworkManager
 from .core.network import Network
 from .core.partition import partition
 from .core.service import ExecResult, Service
-from .core.volumes import Volume, VolumeError
+from .core.volumes import Volume
 from .engine.cleanup import CleanupFailure
 from .engine.naming import RunIdentity, new_run_id
 from .errors import (
     CleanupWarning,
+    ComposeError,
     DockernetError,
     DockernetWarning,
     EngineUnavailableError,
@@ -29,16 +30,19 @@ from .errors import (
     ServiceError,
     ServiceNotReadyError,
     ServiceStartError,
+    VolumeError,
 )
 from .version import __version__
+
+moved.install()  # the module paths of 0.2 keep working for one release, with a warning
 
 
 def __getattr__(name: str) -> Any:
     # service_fixture needs pytest; the core does not, so it is imported on first use.
     if name in ("service_fixture", "compose_fixture"):
-        from .plugin import services as fixtures
+        from .plugin import services
 
-        return getattr(fixtures, name)
+        return getattr(services, name)
     raise AttributeError(f"module 'pytest_dockernet' has no attribute {name!r}")
 
 

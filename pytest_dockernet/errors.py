@@ -68,6 +68,14 @@ class ServiceNotReadyError(DockernetError):
         self.service = service
 
 
+class VolumeError(DockernetError):
+    """The engine refused to create a volume."""
+
+
+class ComposeError(DockernetError):
+    """A compose file cannot be used as written: the message names the file, service and key."""
+
+
 class InvalidAddressError(DockernetError, ValueError):
     """A static address is outside the network's subnet, is its gateway, or is taken."""
 

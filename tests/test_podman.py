@@ -15,7 +15,6 @@ import pytest
 from conftest import TEST_IMAGE, core_identity, retrying_lost_lookups
 from docker.types import IPAMConfig, IPAMPool
 from podman_engine import running_podman
-from pytest_dockernet.wait import command, healthy
 from test_reaper import leftovers
 
 from pytest_dockernet import Network, NetworkError, NetworkManager, Service
@@ -24,6 +23,7 @@ from pytest_dockernet.engine.images import import_busybox
 from pytest_dockernet.engine.podman import is_podman
 from pytest_dockernet.engine.subnets import is_overlap_refusal
 from pytest_dockernet.runs.lease import engine_up_since
+from pytest_dockernet.wait import command, healthy
 
 HTTPD = ["httpd", "-f", "-p", "8080", "-h", "/www"]
 # Checked inside the container: the test process is not in the test podman's network namespace.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from ..engine.images import build_image
-from ..errors import DockernetError, ServiceStartError
+from ..errors import ComposeError, ServiceStartError
 from . import wait as waits
 from .service import ExecResult, Service
 
@@ -48,10 +48,6 @@ NETWORK_KEYS = {"internal"}
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 DEFAULT_NETWORK = "default"
 MAX_PARALLEL = 8
-
-
-class ComposeError(DockernetError):
-    """A compose file cannot be used as written: the message names the file, service and key."""
 
 
 @dataclass

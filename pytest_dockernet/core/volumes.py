@@ -12,11 +12,7 @@ import docker.errors
 from ..engine.cleanup import CleanupFailure, remove_volume
 from ..engine.connection import engine_errors
 from ..engine.naming import Labels, RunIdentity
-from ..errors import DockernetError, hide_frames_of_own_errors
-
-
-class VolumeError(DockernetError):
-    """The engine refused to create a volume."""
+from ..errors import VolumeError, hide_frames_of_own_errors
 
 
 class Volume:
