@@ -93,6 +93,30 @@ def test_the_sdist_installed_in_a_fresh_venv_collects_its_suite(sdist, tmp_path)
         check=True,
     ).stdout
     assert where.startswith(fresh_site), where
+    # The wheel built from the sdist ships every floor of the package (a bare
+    # ``packages = pytest_dockernet`` would ship the root alone), and the entry points
+    # users know are unchanged.
+    installed = Path(where.strip()).parent
+    shipped = {path.relative_to(installed).as_posix() for path in installed.rglob("*") if path.is_file()}
+    source = ROOT / "pytest_dockernet"
+    expected = {path.relative_to(source).as_posix() for path in source.rglob("*.py")} | {"py.typed"}
+    assert expected <= shipped, sorted(expected - shipped)
+    entry_points = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "from importlib.metadata import entry_points as e;"
+            "print(*sorted(f'{p.group} {p.name} {p.value}' for g in ('pytest11', 'console_scripts')"
+            " for p in e(group=g) if 'dockernet' in p.value), sep='\\n')",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert entry_points == [
+        "console_scripts pytest-dockernet pytest_dockernet.runs.cli:main",
+        "pytest11 dockernet pytest_dockernet.plugin",
+    ]
     # A suite of its own: not this suite's id, label or host name (its leak check would
     # count this suite's resources in flight).
     own = {"DOCKERNET_SUITE_ID", "PYTEST_DOCKERNET_LABELS", "PYTEST_DOCKERNET_HOST"}
