@@ -155,6 +155,32 @@ def test_help_and_usage_errors():
     assert excinfo.value.code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        # An unset shell variable: "prune --run $RUN" must not mean "every dead run".
+        (["prune", "--run", ""], {}, "argument --run: takes a run id, such as 3f2a9c1d"),
+        (["ls", "--run", " "], {}, "argument --run: takes a run id"),
+        (["prune", "--label", "="], {}, "argument --label: --label takes KEY=VALUE with a key, such as"),
+        (["prune", "--label", "nokey"], {}, "not 'nokey'"),
+        (["prune"], {"PYTEST_DOCKERNET_SWEEP_LABEL": "="}, "PYTEST_DOCKERNET_SWEEP_LABEL takes KEY=VALUE"),
+    ],
+)
+def test_an_empty_run_or_label_is_a_usage_error_that_removes_nothing(args, env, message, monkeypatch):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_dockernet", *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2, done
+    assert message in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("usage: pytest-dockernet"), lines  # argparse's usage, then one sentence
+    assert [line for line in lines if "error" in line] == [lines[-1]], lines
+    assert message in lines[-1], lines
+    assert done.stdout == ""
+
+
 def test_ages_read_well():
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     assert [age(now - timedelta(seconds=s), now) for s in (5, 125, 7300, 200000)] == ["5s", "2m", "2h", "2d"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 from conftest import TEST_IMAGE
@@ -179,3 +180,56 @@ def test_build_bind_mounts_and_published_addresses(pytester, image, docker_clien
     )
     result = pytester.runpytest_subprocess("--dockernet-pool", "10.197.9.0/26")
     result.assert_outcomes(passed=1)
+
+
+def test_extension_keys_and_underscored_names_are_accepted(tmp_path):
+    path = tmp_path / "compose.yaml"
+    path.write_text(
+        textwrap.dedent(
+            f"""\
+            x-common: &common
+              image: {TEST_IMAGE}
+            services:
+              my_db:
+                <<: *common
+                x-note: the users' own
+                networks:
+                  back:
+                    aliases: [main_db]
+            networks:
+              back:
+                x-owner: team
+            """
+        )
+    )
+    loaded = load(path)
+    assert list(loaded.services) == ["my_db"]
+    assert loaded.services["my_db"].networks == {"back": {"aliases": ["main_db"]}}
+
+
+def test_an_alias_bomb_is_read_in_bounded_time(tmp_path):
+    # "Billion laughs": each level names the one before nine times, and the last value is
+    # refused, so the check has to look at everything (it did, once per reference: hours).
+    levels = ["a0: &a0 ['${HOME}']"]
+    for level in range(1, 12):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        levels.append(f"a{level}: &a{level} [{refs}]")
+    path = tmp_path / "compose.yaml"
+    path.write_text(
+        "x-bomb:\n"
+        + "".join(f"  {line}\n" for line in levels)
+        + f"services:\n  web:\n    image: {TEST_IMAGE}\n"
+    )
+    assert path.stat().st_size < 1000
+    started = time.monotonic()
+    with pytest.raises(ComposeError, match="interpolation"):
+        load(path)
+    assert time.monotonic() - started < 5
+
+
+def test_a_huge_compose_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "compose.yaml"
+    with path.open("wb") as file:
+        file.truncate(50 * 1024 * 1024)
+    with pytest.raises(ComposeError, match=r"has 52,428,800 bytes, more than the 4,194,304 a compose file"):
+        load(path)

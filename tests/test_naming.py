@@ -115,12 +115,12 @@ def test_long_label_values_are_bounded():
     assert len(sanitize_label_value("t" * 10_000)) <= 256
 
 
-@pytest.mark.parametrize("alias", ["web", "db-1", "a.b.c", "x" * 63])
+@pytest.mark.parametrize("alias", ["web", "db-1", "my_db", "a.b.c", "x" * 63])
 def test_valid_aliases(alias):
     assert normalize_aliases(alias) == [alias]
 
 
-@pytest.mark.parametrize("alias", ["", "-web", "web-", "we b", "under_score", "x" * 64, "a..b", "ü"])
+@pytest.mark.parametrize("alias", ["", "-web", "web-", "_web", "web_", "we b", "x" * 64, "a..b", "ü"])
 def test_invalid_aliases_name_the_alias(alias):
     with pytest.raises(InvalidAliasError, match=re.escape(repr(alias))):
         normalize_aliases(alias)

@@ -206,3 +206,24 @@ def test_partition_into_groups_and_heal(manager, image):
             partition(net, [[a], [a]], manager.create_network),
         ):
             pass
+
+
+def test_an_underscored_alias_resolves_as_compose_names_do(net, image):
+    db = net.run(image, SLEEP, alias=["my_db", "main_db.local"])
+    client = net.run(image, SLEEP, alias="client", **NO_UPSTREAM_DNS)
+    for name in ("my_db", "main_db.local"):
+        found = client.exec(["nslookup", name])
+        assert str(db.ip) in found.output, found.output
+
+
+@pytest.mark.parametrize("action", ["stop", "restart"])
+@pytest.mark.parametrize("timeout", [-1, 2.5, True])
+def test_a_grace_period_docker_would_wait_on_for_ever_is_refused_at_once(net, image, action, timeout):
+    service = net.run(image, SLEEP, alias="box")
+    started = time.monotonic()
+    with pytest.raises(
+        ValueError, match=rf"{action}\(timeout=...\) takes whole seconds, 0 or more, not {timeout!r}"
+    ):
+        getattr(service, action)(timeout=timeout)
+    assert time.monotonic() - started < 1
+    assert service.reload()["State"]["Running"]

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,8 @@ from ..engine.images import build_image
 from ..errors import ComposeError, ServiceStartError
 from . import wait as waits
 from .service import ExecResult, Service
+from .specs import ServiceSpec
+from .together import first_error, run_together
 
 if TYPE_CHECKING:
     from .manager import NetworkManager
@@ -47,7 +50,8 @@ TOP_KEYS = {"services", "networks", "volumes", "version", "name"}
 NETWORK_KEYS = {"internal"}
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 DEFAULT_NETWORK = "default"
-MAX_PARALLEL = 8
+# A compose file larger than this is refused before it is read.
+MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -95,6 +99,12 @@ def load(path: str | Path) -> ComposeFile:
     """Read and check a compose file; raise :class:`ComposeError` for anything unsupported."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ComposeError(
+                f"compose file {path} has {size:,} bytes, more than the {MAX_FILE_BYTES:,} a compose"
+                " file of a test may have"
+            )
         document = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise ComposeError(f"cannot read compose file {path}: {exc.strerror or exc}") from None
@@ -128,22 +138,28 @@ def load(path: str | Path) -> ComposeFile:
     return ComposeFile(path, services, networks, volumes)
 
 
-def _no_interpolation(path: Path, value: Any) -> None:
-    if isinstance(value, dict):
-        for item in value.values():
-            _no_interpolation(path, item)
-    elif isinstance(value, list):
-        for item in value:
-            _no_interpolation(path, item)
-    elif isinstance(value, str) and re.search(r"(?<!\$)\$\{", value):
-        raise ComposeError(
-            f"compose file {path}: {value!r} uses ${{...}} interpolation, which pytest-dockernet does"
-            " not do; write the value, or use environment/env_file"
-        )
+def _no_interpolation(path: Path, document: Any) -> None:
+    # Each node once: YAML anchors make one node stand in many places, and a walk that
+    # follows every reference grows exponentially with a file's nesting ("billion laughs").
+    seen: set[int] = set()
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (dict, list)):
+            if id(value) in seen:
+                continue
+            seen.add(id(value))
+            pending.extend(value.values() if isinstance(value, dict) else value)
+        elif isinstance(value, str) and re.search(r"(?<!\$)\$\{", value):
+            raise ComposeError(
+                f"compose file {path}: {value!r} uses ${{...}} interpolation, which pytest-dockernet does"
+                " not do; write the value, or use environment/env_file"
+            )
 
 
 def _no_unknown(path: Path, where: str, mapping: dict[str, Any], known: set[str]) -> None:
-    unknown = sorted(set(mapping) - known)
+    # x-* keys are the compose specification's extensions, the users' own: never refused.
+    unknown = sorted(key for key in set(mapping) - known if not str(key).startswith("x-"))
     if unknown:
         raise ComposeError(
             f"compose file {path}: {where} uses {unknown[0]!r}, which pytest-dockernet does not"
@@ -220,22 +236,24 @@ def _start_into(stack: ComposeStack, compose: ComposeFile, manager: NetworkManag
             raise ComposeError(
                 f"compose file {compose.path}: services {sorted(pending)} depend on each other in a cycle"
             )
-        with ThreadPoolExecutor(
-            min(len(ready), MAX_PARALLEL), thread_name_prefix="dockernet-compose"
-        ) as pool:
-            futures = {
-                s.name: pool.submit(_start_one, compose, stack, s, s.name in healthy_needed, s.name in jobs)
-                for s in ready
-            }
-        errors = [future.exception() for future in futures.values() if future.exception() is not None]
-        if errors:
-            raise errors[0]  # type: ignore[misc]
+        futures = run_together(
+            [partial(_start_one, compose, stack, s, s.name in healthy_needed, s.name in jobs) for s in ready],
+            name="dockernet-compose",
+        )
+        error = first_error(futures)
+        if error is not None:
+            raise error
         for service in ready:
             del pending[service.name]
 
 
 def _start_one(
-    compose: ComposeFile, stack: ComposeStack, service: ComposeService, healthy: bool, job: bool
+    compose: ComposeFile,
+    stack: ComposeStack,
+    service: ComposeService,
+    healthy: bool,
+    job: bool,
+    cancel: threading.Event,
 ) -> None:
     spec = service.spec
     network_names = list(service.networks)
@@ -265,7 +283,10 @@ def _start_one(
         return
     if home_config.get("ipv4_address"):
         kwargs["ip"] = home_config["ipv4_address"]
-    started = home.run(image, command, name=service.name, wait=waits.healthy() if healthy else None, **kwargs)
+    wanted = ServiceSpec.of(
+        image, command, name=service.name, wait=waits.healthy() if healthy else None, **kwargs
+    )
+    started = home.start(wanted, cancel=cancel)
     for network in network_names[1:]:
         config = service.networks[network]
         stack.networks[network].connect(

@@ -140,9 +140,22 @@ class ContainerFactory:
             networking_config={self.home.id: endpoint},
             **docker_kwargs,
         )
-        container = self._create_container(image, create_args)
+        try:
+            container = self._create_container(image, create_args)
+        except Exception:
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C, pytest-timeout's signal) while the engine may have made it:
+            # its name is this network's alone, so it is removed by name before going on.
+            self.remove_by_name(cname)
+            raise
         container.attrs["Name"] = f"/{cname}"  # known before any inspect
         return container, cname
+
+    def remove_by_name(self, cname: str) -> None:
+        """Remove the container called ``cname`` if the engine has one (nothing else is said)."""
+        with contextlib.suppress(docker.errors.DockerException, requests.RequestException):
+            self.client.api.remove_container(cname, force=True, v=True)
 
     def _create_container(self, image: str, create_args: dict[str, Any]) -> Container:
         __tracebackhide__ = hide_frames_of_own_errors
@@ -178,17 +191,12 @@ class ContainerFactory:
 
     # ---- services ---------------------------------------------------------------------
 
-    def start_service(self, spec: ServiceSpec, ip: str | None) -> Container:
-        """Create and start a service's container; return it inspected, running.
-
-        A container that cannot start, or that has exited when checked (right after the
-        start and, with ``min_uptime``, that long after), is removed and reported with
-        its exit status and last log lines.
-        """
+    def create_service(self, spec: ServiceSpec, ip: str | None) -> tuple[Container, str]:
+        """Create (not start) a service's container; return it and its name."""
         __tracebackhide__ = hide_frames_of_own_errors
         docker_kwargs = spec.options.kwargs()
         stdin_open = bool(docker_kwargs.pop("stdin_open", False))
-        container, cname = self.create(
+        return self.create(
             spec.image,
             spec.command_arg,
             list(spec.aliases),
@@ -198,6 +206,15 @@ class ContainerFactory:
             ip=ip,
             stdin=stdin_open,
         )
+
+    def start_service(self, container: Container, cname: str, spec: ServiceSpec, ip: str | None) -> None:
+        """Start a created service's container and check it runs; it is then inspected.
+
+        A container that cannot start, or that has exited when checked (right after the
+        start and, with ``min_uptime``, that long after), is removed and reported with
+        its exit status and last log lines.
+        """
+        __tracebackhide__ = hide_frames_of_own_errors
         container_id = str(container.id)
         try:
             container.start()
@@ -219,7 +236,6 @@ class ContainerFactory:
         state = container.attrs.get("State", {})
         if not state.get("Running"):
             self._fail_exited(container_id, cname, spec.image, state)
-        return container
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
         # Returns when the container exits; a read time-out means it stayed up.

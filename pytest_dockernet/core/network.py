@@ -13,14 +13,13 @@ import logging
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 import docker
 import docker.errors
 import requests
-from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
 from ..engine import cleanup
@@ -34,11 +33,10 @@ from ..errors import DockernetError, NetworkError, ServiceStartError, hide_frame
 from .containers import UNSPECIFIED, ContainerFactory, Home, check_job_kwargs
 from .service import ExecResult, Service
 from .specs import Command, NetworkSpec, ServiceSpec
+from .together import first_error, run_together
 from .wait import WaitArgument, until_ready
 
 log = logging.getLogger("pytest_dockernet")
-
-MAX_PARALLEL_STARTS = 8
 
 HERMETIC_ON_PODMAN = (
     "hermetic networks are not available on podman: there, a container's dns= replaces"
@@ -241,22 +239,45 @@ class Network:
         )
         return self.start(spec)
 
-    def start(self, spec: ServiceSpec) -> Service:
-        """Start the service ``spec`` describes (what :meth:`run` does once it made the spec)."""
+    def start(self, spec: ServiceSpec, *, cancel: threading.Event | None = None) -> Service:
+        """Start the service ``spec`` describes (what :meth:`run` does once it made the spec).
+
+        A start interrupted by any ``BaseException`` (Ctrl-C, pytest-timeout's signal), or
+        whose wait is cancelled through ``cancel``, removes the container before it raises:
+        a service nobody was handed does not run on.
+        """
         __tracebackhide__ = hide_frames_of_own_errors
         address = check_static_address(spec.ip, self.subnet, self.name) if spec.ip is not None else None
         with engine_errors(f"starting a container from {spec.image!r} on network {self.name}"):
-            container = self.containers.start_service(spec, address)
-            service = self._service(container, list(spec.aliases), spec.image)
-            with self._lock:
-                self.services.append(service)
-                self.started += 1
+            container, cname = self.containers.create_service(spec, address)
+            # Recorded before it starts: whatever interrupts the start (a time-out's signal,
+            # Ctrl-C), the network's teardown finds and removes it.
+            service = Service(self, container, list(spec.aliases), UNSPECIFIED, image=spec.image)
+            self.adopt(service)
             try:
-                until_ready(service, spec.wait)
+                self.containers.start_service(container, cname, spec, address)
+                service.ip = self.ip_of(container.attrs)
+                service.ip6 = address6_on(container.attrs, self.id, self.name)
+            except DockernetError:
+                self._abandon(service)  # removed already, and reported: it never ran
+                raise
+            except BaseException:
+                self._remove_interrupted(service)
+                raise
+            try:
+                until_ready(service, spec.wait, cancel)
             except ServiceStartError:
                 service.remove()  # exited while waited for: its logs are in the message
                 raise
+            except BaseException:
+                self._remove_interrupted(service)
+                raise
         return service
+
+    def _remove_interrupted(self, service: Service) -> None:
+        # A removal that fails leaves it listed: the network's teardown tries again, and says so.
+        if cleanup.remove_container(self.client, service.id, service.name) is None:
+            self.forget(service)
 
     def run_job(
         self,
@@ -319,20 +340,13 @@ class Network:
         made = [spec if isinstance(spec, ServiceSpec) else ServiceSpec.of(**spec) for spec in specs]
         if len(made) <= 1:
             return [self.start(spec) for spec in made]
-        with ThreadPoolExecutor(
-            min(len(made), MAX_PARALLEL_STARTS), thread_name_prefix="dockernet-run"
-        ) as pool:
-            futures = [pool.submit(self.start, spec) for spec in made]
-        for future in futures:
-            error = future.exception()
-            if error is not None:
-                raise error
+        futures = run_together(
+            [partial(self._start_cancellable, spec) for spec in made], name="dockernet-run"
+        )
+        error = first_error(futures)
+        if error is not None:
+            raise error
         return [future.result() for future in futures]
-
-    def _service(self, container: Container, aliases: list[str], image: str | None = None) -> Service:
-        attrs = container.attrs
-        ip6 = address6_on(attrs, self.id, self.name)
-        return Service(self, container, aliases, self.ip_of(attrs), ip6, image=image)
 
     def ip_of(self, attrs: dict[str, Any]) -> IPv4Address:
         """A container's IPv4 address on this network, from its inspect data."""
@@ -399,6 +413,16 @@ class Network:
         with self._lock:
             if service in self.services:
                 self.services.remove(service)
+
+    def _start_cancellable(self, spec: ServiceSpec, cancel: threading.Event) -> Service:
+        return self.start(spec, cancel=cancel)
+
+    def _abandon(self, service: Service) -> None:
+        """Forget a container that never ran (its start failed, and it was removed)."""
+        with self._lock:
+            if service in self.services:
+                self.services.remove(service)
+                self.started -= 1
 
     def adopt(self, service: Service) -> None:
         """Account for a container of this network that is not yet in :attr:`services` (a job)."""

@@ -198,15 +198,17 @@ class Service:
 
     def stop(self, timeout: int = 10) -> None:
         """Stop the container (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
-        self._lifecycle("stopping", lambda: self.container.stop(timeout=timeout))
+        seconds = grace_seconds("stop", timeout)
+        self._lifecycle("stopping", lambda: self.container.stop(timeout=seconds))
 
     def start(self) -> None:
         """Start the stopped container again, with its aliases."""
         self._lifecycle("starting", self.container.start)
 
     def restart(self, timeout: int = 10) -> None:
-        """Stop and start the container."""
-        self._lifecycle("restarting", lambda: self.container.restart(timeout=timeout))
+        """Stop and start the container (SIGKILL after ``timeout`` seconds of SIGTERM)."""
+        seconds = grace_seconds("restart", timeout)
+        self._lifecycle("restarting", lambda: self.container.restart(timeout=seconds))
 
     def pause(self) -> None:
         """Freeze every process of the container: it stays on the network but answers nothing."""
@@ -253,6 +255,17 @@ class Service:
 
     def __repr__(self) -> str:
         return f"<Service {self.name} aliases={self.aliases} ip={self.ip}>"
+
+
+def grace_seconds(action: str, timeout: object) -> int:
+    """A stop's grace period as the engine takes it: whole seconds, 0 or more.
+
+    Docker takes -1 as "wait for ever", so a negative one is refused here rather than
+    waited on until the engine time-out blames a frozen engine.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
+        raise ValueError(f"{action}(timeout=...) takes whole seconds, 0 or more, not {timeout!r}")
+    return timeout
 
 
 class EngineWatch:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ import docker.errors
 from ..engine.connection import is_local
 from ..engine.podman import is_podman, run_healthcheck
 from ..errors import DockernetError, ServiceNotReadyError, ServiceStartError, hide_frames_of_own_errors
+from .together import Cancelled
 
 if TYPE_CHECKING:
     from .service import Service
@@ -269,22 +271,28 @@ def _always(service: Service) -> bool:
 WaitArgument = Strategy | Sequence[Strategy] | None
 
 
-def until_ready(service: Service, wait: WaitArgument) -> None:
-    """Block until ``service`` satisfies ``wait`` (a strategy or a list of them, all needed)."""
+def until_ready(service: Service, wait: WaitArgument, cancel: threading.Event | None = None) -> None:
+    """Block until ``service`` satisfies ``wait`` (a strategy or a list of them, all needed).
+
+    With ``cancel``, the wait stops with :class:`~pytest_dockernet.core.together.Cancelled`
+    once the event is set (a grouped start whose test was interrupted).
+    """
     __tracebackhide__ = hide_frames_of_own_errors
     if wait is None:
         return
     strategies = [wait] if isinstance(wait, Strategy) else list(wait)
     for strategy in strategies:
         for part in strategy.parts or [strategy]:
-            _poll(service, part)
+            _poll(service, part, cancel or threading.Event())
 
 
-def _poll(service: Service, strategy: Strategy) -> None:
+def _poll(service: Service, strategy: Strategy, cancel: threading.Event) -> None:
     __tracebackhide__ = hide_frames_of_own_errors
     started = time.monotonic()
     delay = strategy.interval
     while True:
+        if cancel.is_set():
+            raise Cancelled(f"the wait of {service.name} for {strategy.description} was cancelled")
         state = _state(service)
         if not state.get("Running"):
             raise ServiceStartError(
@@ -300,7 +308,7 @@ def _poll(service: Service, strategy: Strategy) -> None:
                 f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}",
                 service.name,
             )
-        time.sleep(min(delay, max(0.0, strategy.timeout - waited)))
+        cancel.wait(min(delay, max(0.0, strategy.timeout - waited)))
         delay = min(delay * 1.5, strategy.max_interval)
 
 

@@ -42,7 +42,8 @@ MAX_NAME_LENGTH = 63
 MAX_LABEL_VALUE_LENGTH = 256
 
 _PREFIX_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_DNS_LABEL_RE = re.compile(r"^(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$")
+# Docker and compose take "_" too (a compose service named my_db is reached as my_db).
+_DNS_LABEL_RE = re.compile(r"^(?![-_])[a-zA-Z0-9_-]{1,63}(?<![-_])$")
 _UNSAFE_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_.-]+")
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -113,8 +114,8 @@ def validate_alias(alias: object) -> str:
     labels = alias.split(".")
     if len(alias) > 253 or not all(_DNS_LABEL_RE.match(label) for label in labels):
         raise InvalidAliasError(
-            f"alias {alias!r} is not a valid DNS name: use labels of 1-63 letters, digits"
-            " and '-' (not at either end), separated by dots"
+            f"alias {alias!r} is not a valid DNS name: use labels of 1-63 letters, digits,"
+            " '-' and '_' (neither at either end), separated by dots"
         )
     return alias
 

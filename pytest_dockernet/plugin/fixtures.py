@@ -135,7 +135,13 @@ def docker_network(dockernet_manager: NetworkManager, request: pytest.FixtureReq
     configures it.
     """
     network = new_network(dockernet_manager, marked_spec(request))
-    start_group(request, network)
+    try:
+        start_group(request, network)
+    except BaseException:
+        # Interrupted (a time-out's signal, Ctrl-C) while the test's services started:
+        # pytest runs no teardown for a fixture that never yielded, so it goes now.
+        release(dockernet_manager, network)
+        raise
     yield network
     release(dockernet_manager, network)
 

@@ -11,20 +11,22 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import types
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..core import compose
-from ..core.network import MAX_PARALLEL_STARTS, Network
+from ..core.network import Network
 from ..core.service import Service
 from ..core.specs import Command, ServiceSpec
+from ..core.together import run_together
 from ..core.wait import WaitArgument
 from ..engine.cleanup import warn_failures
 from ..errors import ServiceStartError
@@ -181,13 +183,17 @@ def _start_level(
             runnable[name] = spec
     if not runnable:
         return
-    with ThreadPoolExecutor(
-        min(len(runnable), MAX_PARALLEL_STARTS), thread_name_prefix="dockernet-group"
-    ) as pool:
-        futures = {name: pool.submit(network.start, spec.service) for name, spec in runnable.items()}
-    for name, future in futures.items():
+    names = list(runnable)
+    futures = run_together(
+        [partial(_start, network, runnable[name].service) for name in names], name="dockernet-group"
+    )
+    for name, future in zip(names, futures, strict=True):
         error = future.exception()
         results[name] = error if error is not None else future.result()
+
+
+def _start(network: Network, spec: ServiceSpec, cancel: threading.Event) -> Service:
+    return network.start(spec, cancel=cancel)
 
 
 def _function_services(request: pytest.FixtureRequest) -> dict[str, ServiceDeclaration]:

@@ -126,9 +126,29 @@ def choose(infos: Sequence[RunInfo], args: argparse.Namespace, err: TextIO) -> l
 
 def sweep_label(args: argparse.Namespace) -> tuple[str, str] | None:
     """``--label KEY=VALUE``, else ``$PYTEST_DOCKERNET_SWEEP_LABEL``, as (KEY, VALUE), or None."""
-    text = args.label or os.environ.get(SWEEP_LABEL_ENV, "")
+    if args.label is not None:
+        return args.label  # type: ignore[no-any-return]  # checked by label_argument
+    text = os.environ.get(SWEEP_LABEL_ENV, "")
+    return label_argument(text, SWEEP_LABEL_ENV) if text.strip() else None
+
+
+def label_argument(text: str, where: str = "--label") -> tuple[str, str]:
+    """``KEY=VALUE`` as (KEY, VALUE); anything else (``=``, an unset shell variable) is refused."""
     key, equals, value = text.partition("=")
-    return (key.strip(), value.strip()) if equals and key.strip() else None
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(
+            f"{where} takes KEY=VALUE with a key, such as dockernet-suite=abc123, not {text!r}"
+        )
+    return key.strip(), value.strip()
+
+
+def run_argument(text: str) -> str:
+    """A run id for ``--run``: never empty (an unset shell variable would otherwise mean every run)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "takes a run id, such as 3f2a9c1d ('pytest-dockernet ls' lists them), not an empty string"
+        )
+    return text.strip()
 
 
 def no_such_run(run: str, err: TextIO) -> int:
@@ -194,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ls = commands.add_parser("ls", help="list the plugin's resources grouped by run")
-    ls.add_argument("--run", metavar="ID", help="only this run")
+    ls.add_argument("--run", metavar="ID", type=run_argument, help="only this run")
     ls.add_argument("-v", "--verbose", action="store_true", help="list every network and container")
     rm = commands.add_parser(
         "prune",
@@ -206,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument(
         "--run",
         metavar="ID",
+        type=run_argument,
         help="remove this run's resources (kept or dead; alive or unknown with --force)",
     )
     which.add_argument("--all", action="store_true", help="remove everything the plugin ever labelled")
@@ -219,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument(
         "--label",
         metavar="KEY=VALUE",
+        type=label_argument,
         help="without --run or --all: only dead runs carrying this label (default: $PYTEST_DOCKERNET_SWEEP_LABEL)",
     )
     for command in (ls, rm):
@@ -240,7 +262,13 @@ def engines_of(args: argparse.Namespace) -> list[str | None]:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "prune" and args.label is None:
+        try:
+            sweep_label(args)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(str(exc))  # a malformed $PYTEST_DOCKERNET_SWEEP_LABEL, as argparse says it
     urls = engines_of(args)
     clients = []
     try:

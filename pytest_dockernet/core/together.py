@@ -1,0 +1,50 @@
+"""Calls run side by side on threads, finished whole even when the waiting thread is interrupted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from typing import TypeVar
+
+T = TypeVar("T")
+
+MAX_THREADS = 8
+
+
+class Cancelled(Exception):
+    """A call of :func:`run_together` stopped waiting because the thread that waits for it was
+    interrupted; the interruption itself is what the caller sees."""
+
+
+def run_together(
+    calls: Sequence[Callable[[threading.Event], T]], *, name: str, threads: int = MAX_THREADS
+) -> list[Future[T]]:
+    """Run ``calls`` on up to ``threads`` threads; return their futures, in order, all done.
+
+    Each call is given an event that is set when the waiting thread is interrupted (Ctrl-C,
+    pytest-timeout's signal, any ``BaseException``): a call that waits (for a service to be
+    ready) checks it and stops with :class:`Cancelled`, after removing what it made. The
+    interruption is raised once the calls already running have finished, and those not yet
+    begun never run, so nothing a call starts appears after the teardown that follows.
+    """
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max(1, min(len(calls), threads)), thread_name_prefix=name)
+    futures = [pool.submit(call, cancel) for call in calls]
+    try:
+        wait_for(futures)
+    except BaseException:
+        cancel.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return futures
+
+
+def first_error(futures: Sequence[Future[T]]) -> BaseException | None:
+    """The error of the first future that failed, in order, or None."""
+    for future in futures:
+        if not future.cancelled() and future.exception() is not None:
+            return future.exception()
+    return None
