@@ -20,7 +20,7 @@ from second_engine import Engine, running_engine
 
 from pytest_dockernet import NetworkManager, RunIdentity, new_run_id
 from pytest_dockernet.engine.images import import_busybox
-from pytest_dockernet.engine.naming import HOST_ENV, LABEL_HOST
+from pytest_dockernet.engine.naming import HOST_ENV, LABEL_HOST, LABEL_RUN
 from pytest_dockernet.engine.podman import retry_interface_race
 from pytest_dockernet.engine.statedir import STATE_DIR_ENV
 from pytest_dockernet.plugin.state import state_key
@@ -160,6 +160,22 @@ NO_UPSTREAM_DNS: dict[str, list[str]] = {} if ON_PODMAN else {"dns": ["127.0.0.1
 # (measured: the jump missing in 63 of 3,810 reads of FORWARD during 60 creations). A probe
 # of isolation that sends one packet is answered now and then (1 in 150 partitions, with
 # networks being made beside it); isolation holds if a burst of pings is not answered whole.
+def wait_until_gone(client: docker.DockerClient, run: str, timeout: float = 30.0) -> None:
+    """Wait for everything of ``run`` to leave the engine, its lease too (its reaper removes
+    that last, once the run's processes have ended)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = client.api.containers(all=True, filters={"label": [f"{LABEL_LEASE_OF}={run}"]})
+        left += client.api.containers(all=True, filters={"label": [f"{LABEL_RUN}={run}"]})
+        left += client.api.networks(filters={"label": [f"{LABEL_RUN}={run}"]})
+        if not left:
+            return
+        assert time.monotonic() < deadline, (
+            f"run {run} left {[item.get('Names') or item.get('Name') for item in left]}"
+        )
+        time.sleep(0.1)
+
+
 def reaches(source: Any, target: str) -> bool:
     """Whether every one of three pings from service ``source`` to ``target`` is answered."""
     return "3 packets received" in source.exec(["ping", "-c3", "-i0.2", "-W1", target]).output

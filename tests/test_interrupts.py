@@ -11,7 +11,7 @@ import os
 import re
 
 import pytest
-from conftest import TEST_IMAGE
+from conftest import TEST_IMAGE, wait_until_gone
 from test_plugin import RUN_LINE, leftovers, run_id
 from test_reaper import wait_for
 
@@ -55,9 +55,9 @@ def test_nothing_of_them_runs_on(docker_client, dockernet_manager):
     deadline = time.monotonic() + 30
     while True:
         running = [
-            container.name
-            for container in docker_client.containers.list(filters={{"label": f"{{LABEL_RUN}}={{run}}"}})
-            if "interrupted" in container.labels.get(LABEL_TEST, "")
+            container["Names"][0]
+            for container in docker_client.api.containers(filters={{"label": f"{{LABEL_RUN}}={{run}}"}})
+            if "interrupted" in (container.get("Labels") or {{}}).get(LABEL_TEST, "")
         ]
         if not running:
             break
@@ -83,6 +83,7 @@ def test_a_time_out_mid_start_leaves_nothing_running_and_counts_agree(pytester, 
     assert match.group(2) == match.group(4), text  # networks: created == removed
     assert "did not finish its teardown" not in text, text
     assert leftovers(docker_client, run_id(result)) == []
+    wait_until_gone(docker_client, run_id(result))
 
 
 def test_the_thread_method_ends_the_process_and_the_reaper_removes_everything(
@@ -97,8 +98,9 @@ def test_the_thread_method_ends_the_process_and_the_reaper_removes_everything(
     assert "pytest-dockernet" not in result.stdout.str()
 
     def gone() -> bool:
-        containers = docker_client.containers.list(all=True, filters={"label": probe})
-        networks = docker_client.networks.list(filters={"label": probe})
+        # The low-level calls: containers.list() inspects each one, and the reaper removes them meanwhile.
+        containers = docker_client.api.containers(all=True, filters={"label": probe})
+        networks = docker_client.api.networks(filters={"label": probe})
         return not containers and not networks
 
     wait_for(gone, 30, "the reaper to remove what the ended process made")

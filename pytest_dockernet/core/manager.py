@@ -105,6 +105,10 @@ class NetworkManager:
         self.engine = engine or engine_key(client)
         """The engine's identity (its ID): what the per-engine lock files are keyed by."""
         self.tally = Tally()
+        self.on_change: Callable[[Tally], None] | None = None
+        """Called with a copy of :attr:`tally` after each change (from any thread, one call at a
+        time): the plugin stores it, so that a process that dies still leaves its counts."""
+        self._reporting = threading.Lock()
         self._alive: list[Network] = []
         self._lock = threading.Lock()
         self._volumes: list[Volume] = []
@@ -113,6 +117,15 @@ class NetworkManager:
         self._last_removal = -FREED_SUBNET_SECONDS  # time.monotonic() of the last network removed
         self._prefetcher: ThreadPoolExecutor | None = None
         self._prefetched: tuple[NetworkSpec, Future[Network]] | None = None
+
+    def changed(self) -> None:
+        """Hand a copy of the tally to :attr:`on_change` (the counts just changed)."""
+        if self.on_change is None:
+            return
+        with self._reporting:
+            with self._lock:
+                snapshot = replace(self.tally, kept=list(self.tally.kept), failures=list(self.tally.failures))
+            self.on_change(snapshot)
 
     @classmethod
     def for_client(
@@ -159,6 +172,7 @@ class NetworkManager:
         with self._lock:
             self._alive.append(network)
             self.tally.networks_created += 1
+        self.changed()
         return network
 
     def prefetch_network(
@@ -280,6 +294,7 @@ class NetworkManager:
         with self._lock:
             self._volumes.append(volume)
             self.tally.volumes_created += 1
+        self.changed()
         return volume
 
     def release_volume(self, volume: Volume) -> list[CleanupFailure]:
@@ -316,10 +331,11 @@ class NetworkManager:
         with self._lock:
             if failure is None:
                 self.tally.volumes_removed += 1
-                return []
-            failure = replace(failure, test=volume.test or "")
-            self.tally.failures.append(failure)
-        return [failure]
+            else:
+                failure = replace(failure, test=volume.test or "")
+                self.tally.failures.append(failure)
+        self.changed()
+        return [] if failure is None else [failure]
 
     def release(self, network: Network) -> list[CleanupFailure]:
         """Remove ``network`` and its services now, or keep them with ``--dockernet-keep``."""
@@ -385,6 +401,7 @@ class NetworkManager:
             self.tally.containers_removed += network.started - failed_containers
             self.tally.networks_removed += 0 if any(f.kind == "network" for f in failures) else 1
             self.tally.failures.extend(failures)
+        self.changed()
         return failures
 
     def close(self) -> list[CleanupFailure]:

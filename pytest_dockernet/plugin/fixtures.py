@@ -23,7 +23,7 @@ from ..runs import lease, reaper, sweeper
 from ..runs.rundir import RunDir
 from .markers import network_spec
 from .services import start_group
-from .state import attempt, factory_networks_key, fail, release, report_failures, state_of
+from .state import attempt, factory_networks_key, fail, release, report_failures, state_of, store_tally
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +84,8 @@ def dockernet_manager(
     if started and settings.lease:
         attempt(lambda: _take_lease(docker_client, identity, settings.lease))
     state.manager = manager
+    if hasattr(pytestconfig, "workerinput"):
+        manager.on_change = lambda tally: store_tally(state, tally)
     if started and settings.sweep:
         _sweep(manager, state_dir, settings.sweep_label)
     yield manager

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -26,7 +25,7 @@ from .settings import (
     option_name,
     resolve,
 )
-from .state import PluginState, factory_networks_key, next_item_key, state_key
+from .state import PluginState, factory_networks_key, next_item_key, state_key, store_tally
 from .summary import write_summary
 
 RUN_INPUT_KEY = "dockernet_run"
@@ -143,7 +142,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if state is None or state.manager is None or state.run_dir is None:
         return
     if hasattr(session.config, "workerinput"):
-        state.run_dir.write_tally(state.identity.worker, asdict(state.manager.tally))
+        store_tally(state, state.manager.tally, finished=True)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import NoReturn, TypeVar
 
 import pytest
 
-from ..core.manager import NetworkManager
+from ..core.manager import NetworkManager, Tally
 from ..core.network import Network
 from ..engine.cleanup import CleanupFailure, warn_failures
 from ..engine.naming import RunIdentity
+from ..engine.processes import format_start
 from ..errors import DockernetError
 from ..runs.rundir import RunDir
 from .settings import Settings
@@ -35,6 +37,27 @@ state_key = pytest.StashKey[PluginState]()
 next_item_key = pytest.StashKey["pytest.Item | None"]()
 factory_networks_key = pytest.StashKey[list[Network]]()
 """The networks a test's ``docker_network_factory`` made (for its failure report)."""
+
+
+def store_tally(state: PluginState, tally: Tally, *, finished: bool = False) -> None:
+    """Write this worker's counts to the run's directory, where the controller's summary reads them.
+
+    Written at every change, not only at the session's end: a worker that crashes (killed,
+    ``os._exit`` in a test) leaves its last counts, and the summary adds what the reaper
+    removed for it. The file is the process's own (its pid), so its replacement's is another.
+    """
+    if state.run_dir is None:
+        return
+    identity = state.identity
+    record = {
+        "tally": asdict(tally),
+        "worker": identity.worker,
+        "pid": identity.process.pid,
+        "start": format_start(identity.process.started),
+        "finished": finished,
+    }
+    with contextlib.suppress(OSError):  # the summary says what it could not read
+        state.run_dir.write_tally(f"{identity.worker}-{identity.process.pid}", record)
 
 
 def state_of(config: pytest.Config) -> PluginState:

@@ -2,25 +2,102 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.manager import Tally
 from ..engine import connection as engine
 from ..engine.cleanup import CleanupFailure, find_labelled
+from ..engine.processes import ProcessRef, parse_start
 from ..engine.statedir import default_state_dir
 from ..runs.rundir import RunDir
 from ..text import joined, plural
 from .settings import Settings
 from .state import PluginState
 
+# How long the summary waits for the reaper to remove what a crashed worker left.
+CRASH_WAIT_SECONDS = 10.0
 
-def worker_tallies(state: PluginState) -> list[Tally]:
+
+@dataclass
+class WorkerTally:
+    """A worker's stored counts, and whether it crashed before its session's end."""
+
+    worker: str
+    pid: int
+    tally: Tally
+    crashed: bool
+
+
+def worker_tallies(state: PluginState) -> list[WorkerTally]:
+    """The counts the run's xdist workers stored (see :func:`~.state.store_tally`)."""
     run_dir = state.run_dir or RunDir(default_state_dir(), state.identity.run)
-    tallies = []
-    for data in run_dir.tallies().values():
+    found = []
+    for record in run_dir.tallies().values():
+        data = dict(record.get("tally") or {})
         failures = [CleanupFailure(**f) for f in data.pop("failures", [])]
-        tallies.append(Tally(**data, failures=failures))
-    return tallies
+        tally = Tally(**data, failures=failures)
+        pid = int(record.get("pid") or 0)
+        process = ProcessRef(pid, parse_start(record.get("start")))
+        crashed = not record.get("finished") and not process.alive()
+        found.append(WorkerTally(str(record.get("worker", "?")), pid, tally, crashed))
+    return found
+
+
+def add_reaped(state: PluginState, crashed: WorkerTally) -> str | None:
+    """Count in what the reaper removed for a crashed worker; one line saying so, or None.
+
+    A crashed worker's own counts stop at its last change: whatever it had made and not
+    removed is what the reaper removed for it (by its pid), so that is added to both its
+    created and removed counts. The reaper is waited for, a few seconds at most.
+    """
+    run_dir = state.run_dir or RunDir(default_state_dir(), state.identity.run)
+    deadline = time.monotonic() + CRASH_WAIT_SECONDS
+    while True:
+        reaped = run_dir.reaped().get(crashed.pid)
+        if reaped is not None or not left_by(state.settings, state.identity.run, crashed.pid):
+            break
+        if time.monotonic() > deadline:
+            return None  # unaccounted() says what is still there
+        time.sleep(0.2)
+    tally, reaped = crashed.tally, reaped or {}
+    failed = {
+        kind: sum(1 for f in tally.failures if f.kind == kind) for kind in ("network", "container", "volume")
+    }
+    networks, containers, volumes = (reaped.get(kind, 0) for kind in ("networks", "containers", "volumes"))
+    tally.networks_created = max(
+        tally.networks_created, tally.networks_removed + networks + failed["network"]
+    )
+    tally.containers_created = max(
+        tally.containers_created, tally.containers_removed + containers + failed["container"]
+    )
+    tally.volumes_created = max(tally.volumes_created, tally.volumes_removed + volumes + failed["volume"])
+    tally.networks_removed += networks
+    tally.containers_removed += containers
+    tally.volumes_removed += volumes
+    what = [plural(networks, "network"), plural(containers, "container")]
+    if volumes:
+        what.append(plural(volumes, "volume"))
+    return (
+        f"worker {crashed.worker} (pid {crashed.pid}) crashed; the reaper removed the {joined(what)} it left"
+    )
+
+
+def left_by(settings: Settings, run: str, pid: int) -> bool:
+    """Whether anything made by process ``pid`` of ``run`` is still on the run's engines."""
+    try:
+        for url in settings.engines or (None,):
+            client = engine.connect(timeout=settings.engine_timeout, url=url)
+            try:
+                containers, networks = find_labelled(client, run, pid)
+            finally:
+                client.close()
+            if containers or networks:
+                return True
+    except Exception:  # noqa: BLE001 - the summary must never fail: unaccounted() reports it
+        return False
+    return False
 
 
 def unaccounted(settings: Settings, run: str, failures: list[CleanupFailure]) -> str | None:
@@ -52,7 +129,11 @@ def unaccounted(settings: Settings, run: str, failures: list[CleanupFailure]) ->
 
 def write_summary(terminalreporter: Any, state: PluginState) -> None:
     """The ``pytest-dockernet`` section of the terminal summary (the controller's, or a lone run's)."""
-    tallies = worker_tallies(state)
+    workers = worker_tallies(state)
+    crash_lines = [
+        line for worker in workers if worker.crashed for line in [add_reaped(state, worker)] if line
+    ]
+    tallies = [worker.tally for worker in workers]
     if state.manager is not None:
         tallies.append(state.manager.tally)
     if not tallies:
@@ -76,6 +157,8 @@ def write_summary(terminalreporter: Any, state: PluginState) -> None:
         created.append(plural(total.volumes_created, "volume"))
         removed.append(plural(total.volumes_removed, "volume"))
     write(f"run {run}: created {joined(created)}; removed {joined(removed)}")
+    for line in crash_lines:
+        write(line)
     if total.kept or total.kept_volumes:
         kept = [plural(len(total.kept), "network"), plural(total.kept_containers, "container")]
         if total.kept_volumes:

@@ -45,7 +45,7 @@ from ..engine.naming import LABEL_HOST, this_host
 from ..engine.processes import ProcessRef, format_start, parse_start
 from .lease import renew, renew_every
 from .rundir import RunDir
-from .sweeper import processes_in, remove_run
+from .sweeper import processes_in, remove_resources
 
 log = logging.getLogger("pytest_dockernet.reaper")
 
@@ -151,6 +151,7 @@ class Reaper:
         *,
         patience: float = PATIENCE_SECONDS,
         lease: float = 0.0,
+        slot: str = "",
     ) -> None:
         self.client_factory = client_factory
         self.run = run
@@ -159,6 +160,8 @@ class Reaper:
         self.patience = patience
         self.lease = lease
         """Seconds the run's lease lives without renewal; 0: the run holds none."""
+        self.slot = slot
+        """Which of the run's engines this reaper watches ("" for the first, or only, one)."""
         self.host = this_host()
         self.watched: set[ProcessRef] = set()
         self.problems = 0
@@ -196,16 +199,26 @@ class Reaper:
         could not be reached.
         """
         what = f"process {pid}" if pid is not None else "the run"
-        result = self._engine(f"removing the resources of {what}", lambda c: remove_run(c, self.run, pid))
-        if result is None:
+        removal = self._engine(
+            f"removing the resources of {what}", lambda c: remove_resources(c, self.run, pid)
+        )
+        if removal is None:
             return None
-        removed, failures = result
-        if removed:
-            log.info("removed %d resources of %s (run %s)", removed, what, self.run)
-        for failure in failures:
+        if removal.removed:
+            log.info("removed %d resources of %s (run %s)", removal.removed, what, self.run)
+            if pid is not None and self.run_dir is not None:
+                # For the run's summary: what a crashed process made and never removed.
+                counts = {
+                    "networks": removal.networks,
+                    "containers": removal.containers,
+                    "volumes": removal.volumes,
+                }
+                with contextlib.suppress(OSError):
+                    self.run_dir.write_reaped(pid, self.slot, counts)
+        for failure in removal.failures:
             log.warning("%s", failure)
-        self.problems += len(failures)
-        return not failures
+        self.problems += len(removal.failures)
+        return not removal.failures
 
     def lingering(self) -> set[ProcessRef]:
         """The processes of the run, other than its root, that still run."""
@@ -277,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dir,
         patience=args.patience,
         lease=args.lease,
+        slot=args.slot,
     )
     try:
         reaper.watch()

@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,32 @@ class RunDir:
         return [process for process in found if process is not None]
 
     def write_tally(self, worker: str, data: dict[str, Any]) -> None:
-        """Store one process's tally (written whole, then renamed into place)."""
-        target = self._ensure() / f"tally-{sanitize_name_part(worker, 32)}.json"
-        partial = target.with_suffix(".part")
-        partial.write_text(json.dumps(data))
-        partial.replace(target)
+        """Store one process's tally (written whole, then renamed into place).
+
+        ``worker`` names the file: give each process its own (a crashed xdist worker's last
+        tally must survive its replacement's).
+        """
+        _write_whole(self._ensure() / f"tally-{sanitize_name_part(worker, 48)}.json", data)
+
+    def write_reaped(self, pid: int, slot: str, data: dict[str, Any]) -> None:
+        """Store what the reaper of engine ``slot`` removed for the dead process ``pid`` (added up)."""
+        target = self._ensure() / f"reaped-{pid}{_suffix(slot)}.json"
+        before: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            before = json.loads(target.read_text())
+        _write_whole(target, {key: int(before.get(key, 0)) + int(value) for key, value in data.items()})
+
+    def reaped(self) -> dict[int, dict[str, int]]:
+        """What the reapers removed for dead processes of the run, by pid, summed over engines."""
+        found: dict[int, dict[str, int]] = {}
+        with contextlib.suppress(OSError):
+            for path in self.path.glob("reaped-*.json"):
+                pid = path.stem.split("-")[1]
+                with contextlib.suppress(OSError, ValueError):
+                    counts = found.setdefault(int(pid), {})
+                    for key, value in json.loads(path.read_text()).items():
+                        counts[key] = counts.get(key, 0) + int(value)
+        return found
 
     def tallies(self) -> dict[str, dict[str, Any]]:
         """The stored tallies, by worker."""
@@ -110,6 +132,12 @@ STALE_AFTER_SECONDS = 60.0
 
 def _suffix(slot: str) -> str:
     return f"-{sanitize_name_part(slot, 16)}" if slot else ""
+
+
+def _write_whole(target: Path, data: dict[str, Any]) -> None:
+    partial = target.with_suffix(f".part-{os.getpid()}-{threading.get_ident()}")
+    partial.write_text(json.dumps(data))
+    partial.replace(target)
 
 
 def _read_process(path: Path) -> ProcessRef | None:

@@ -162,28 +162,56 @@ def inventory(client: docker.DockerClient, run: str | None = None) -> list[RunIn
     return sorted(runs.values(), key=lambda info: info.created or datetime.min.replace(tzinfo=timezone.utc))
 
 
+@dataclass
+class Removal:
+    """What a removal of a run's (or one process's) resources removed, by kind, and what it could not."""
+
+    networks: int = 0
+    containers: int = 0
+    volumes: int = 0
+    failures: list[CleanupFailure] = field(default_factory=list)
+
+    @property
+    def removed(self) -> int:
+        """How many resources went, of every kind."""
+        return self.networks + self.containers + self.volumes
+
+
+def remove_resources(client: docker.DockerClient, run: str, pid: int | None = None) -> Removal:
+    """Remove a run's containers, then its networks and volumes (only ``pid``'s, if given).
+
+    The whole run's lease goes last, once everything else went.
+    """
+    containers, networks = find_labelled(client, run, pid)
+    failures = remove_containers(client, [(c["Id"], c["Names"][0].lstrip("/")) for c in containers])
+    removal = Removal(containers=len(containers) - len(failures), failures=failures)
+    for network in networks:
+        failure = remove_network(client, network["Id"], network["Name"])
+        if failure:
+            failures.append(failure)
+        else:
+            removal.networks += 1
+    for volume in find_labelled_volumes(client, run, pid):
+        failure = remove_volume(client, volume["Name"])
+        if failure:
+            failures.append(failure)
+        else:
+            removal.volumes += 1
+    if pid is None and not failures:
+        release_lease(client, run)
+    return removal
+
+
 def remove_run(
     client: docker.DockerClient, run: str, pid: int | None = None
 ) -> tuple[int, list[CleanupFailure]]:
     """Remove a run's containers, then its networks and volumes (only ``pid``'s, if given).
 
     The whole run's lease goes last, once everything else went. Returns how many resources
-    went, and what could not be removed.
+    went, and what could not be removed (:func:`remove_resources` says it by kind).
     """
-    containers, networks = find_labelled(client, run, pid)
-    failures = remove_containers(client, [(c["Id"], c["Names"][0].lstrip("/")) for c in containers])
-    for network in networks:
-        failure = remove_network(client, network["Id"], network["Name"])
-        if failure:
-            failures.append(failure)
-    volumes = find_labelled_volumes(client, run, pid)
-    for volume in volumes:
-        failure = remove_volume(client, volume["Name"])
-        if failure:
-            failures.append(failure)
-    if pid is None and not failures:
-        release_lease(client, run)
-    return len(containers) + len(networks) + len(volumes) - len(failures), failures
+    removal = remove_resources(client, run, pid)
+    return removal.removed, removal.failures
 
 
 @dataclass
