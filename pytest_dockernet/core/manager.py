@@ -19,12 +19,15 @@ from ..engine.naming import Labels, RunIdentity
 from ..engine.statedir import default_state_dir, ensure_private_dir, lock_path
 from ..engine.subnets import (
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_POOL_TIMEOUT,
     DEFAULT_POOLS,
     DEFAULT_POOLS6,
     DEFAULT_SUBNET_SIZE,
+    Holder,
     SubnetAllocator,
 )
 from ..errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
+from ..text import plural
 from .network import Network
 from .specs import NetworkSpec
 from .volumes import Volume
@@ -96,8 +99,11 @@ class NetworkManager:
         *,
         engine: str | None = None,
         driver: str = "bridge",
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> None:
         self.client = without_proxy_lookups(client)  # it is used from background threads too
+        self.pool_timeout = pool_timeout
+        """How long a full pool is waited for while other processes' networks hold it."""
         self.driver = driver
         """The driver of every network made: ``bridge``, or ``overlay`` on a swarm manager."""
         self.identity = identity
@@ -139,13 +145,14 @@ class NetworkManager:
         state_dir: Path | None = None,
         pools6: Sequence[IPv6Network] = DEFAULT_POOLS6,
         driver: str = "bridge",
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
     ) -> NetworkManager:
         """A manager whose allocation lock lives in the per-user state directory."""
         directory = ensure_private_dir(state_dir or default_state_dir())
         engine = engine_key(client)
         lock = lock_path(directory, "subnets", engine)
         allocator = SubnetAllocator(client, lock, pools, subnet_size, lock_timeout, pools6=pools6)
-        return cls(client, identity, allocator, engine=engine, driver=driver)
+        return cls(client, identity, allocator, engine=engine, driver=driver, pool_timeout=pool_timeout)
 
     def create_network(
         self,
@@ -259,9 +266,43 @@ class NetworkManager:
                 pending = [future for future in self._pending if not future.done()]
                 just_freed = time.monotonic() - self._last_removal < FREED_SUBNET_SECONDS
             if not pending and not just_freed:
-                raise
+                return self._create_once_others_free(create)
             wait_for(pending)
             return self._create_once_freed(create)
+
+    def _create_once_others_free(self, create: Callable[[], Network]) -> Network:
+        # Other processes (workers of this run, other runs sharing the engine) hold the pool:
+        # their networks go with their tests, so wait for one, up to pool_timeout. When only
+        # this process, or networks of no run, hold it, nothing will free it: fail at once.
+        __tracebackhide__ = hide_frames_of_own_errors
+        deadline = time.monotonic() + self.pool_timeout
+        delay = 0.05
+        while True:
+            try:
+                return create()
+            except PoolExhaustedError as exc:
+                others = [holder for holder in self.allocator.holders() if self._is_other(holder)]
+                left = deadline - time.monotonic()
+                if not others or left <= 0:
+                    raise self._exhausted(exc, others) from None
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 0.5)
+            self.allocator.forget_routes()  # the route of a bridge just removed goes with it
+
+    def _is_other(self, holder: Holder) -> bool:
+        """Whether ``holder`` is a process of this plugin other than this one."""
+        own = holder.pid == str(self.identity.pid) and holder.host == self.identity.host
+        return bool(holder.run) and not own
+
+    def _exhausted(self, error: PoolExhaustedError, others: list[Holder]) -> PoolExhaustedError:
+        if not others:
+            return error
+        held = "; ".join(str(holder) for holder in others[:5])
+        more = f"; and {plural(len(others) - 5, 'more process')}" if len(others) > 5 else ""
+        return PoolExhaustedError(
+            f"{error} — waited {self.pool_timeout:g} s (--dockernet-pool-timeout) for networks"
+            f" of other processes sharing the pool, which still hold them: {held}{more}"
+        )
 
     def _create_once_freed(self, create: Callable[[], Network]) -> Network:
         # A network just removed may hold its subnet a moment longer: on podman, the route of

@@ -19,6 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TypeVar
@@ -30,6 +31,7 @@ import filelock
 from ..errors import PoolExhaustedError, hide_frames_of_own_errors
 from ..text import plural
 from .locks import acquire
+from .naming import LABEL_HOST, LABEL_PID, LABEL_RUN
 from .podman import retry_interface_race
 
 log = logging.getLogger("pytest_dockernet")
@@ -42,6 +44,8 @@ DEFAULT_SUBNET_SIZE = 26
 MIN_SUBNET_SIZE = 8
 MAX_SUBNET_SIZE = 29
 DEFAULT_LOCK_TIMEOUT = 60.0
+# How long a full pool is waited for while other processes' networks hold it.
+DEFAULT_POOL_TIMEOUT = 60.0
 ROUTES_TTL_SECONDS = 5.0
 
 T = TypeVar("T")
@@ -240,6 +244,23 @@ def is_overlap_refusal(exc: docker.errors.APIError) -> bool:
     return "overlap" in text or "already used on the host" in text
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds networks of a pool: a run of this plugin (its process and host), or no run."""
+
+    run: str
+    """The run's id ("" for a network this plugin did not make)."""
+    pid: str
+    host: str
+    networks: int
+
+    def __str__(self) -> str:
+        count = plural(self.networks, "network")
+        if not self.run:
+            return f"{count} not made by pytest-dockernet"
+        return f"run {self.run} (process {self.pid}{' on ' + self.host if self.host else ''}: {count})"
+
+
 class SubnetAllocator:
     """Hands out subnets and creates networks on them, one process at a time.
 
@@ -374,6 +395,23 @@ class SubnetAllocator:
             self._remember(subnet, subnet6)
             return result, subnet, subnet6
         raise PoolExhaustedError(self._exhausted_message(taken))
+
+    def holders(self) -> list[Holder]:
+        """Who holds the networks that overlap the pools now, as the engine says, most first."""
+        counts: dict[tuple[str, str, str], int] = {}
+        for network in self.client.api.networks():
+            labels = network.get("Labels") or {}
+            for config in (network.get("IPAM") or {}).get("Config") or []:
+                try:
+                    subnet = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+                except ValueError:
+                    continue
+                if isinstance(subnet, IPv4Network) and any(subnet.overlaps(pool) for pool in self.pools):
+                    key = (labels.get(LABEL_RUN, ""), labels.get(LABEL_PID, ""), labels.get(LABEL_HOST, ""))
+                    counts[key] = counts.get(key, 0) + 1
+                    break
+        found = [Holder(run, pid, host, number) for (run, pid, host), number in counts.items()]
+        return sorted(found, key=lambda holder: (-holder.networks, holder.run))
 
     def _exhausted_message(self, taken: list[IPv4Network]) -> str:
         pools = ", ".join(str(pool) for pool in self.pools)

@@ -69,6 +69,7 @@ def dockernet_manager(
             state_dir=state_dir,
             pools6=settings.pools6,
             driver=settings.driver,
+            pool_timeout=settings.pool_timeout,
         )
     )
     started = not settings.keep and attempt(

@@ -15,6 +15,7 @@ from ..engine.connection import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
 from ..engine.naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
 from ..engine.subnets import (
     DEFAULT_LOCK_TIMEOUT,
+    DEFAULT_POOL_TIMEOUT,
     DEFAULT_POOLS,
     DEFAULT_POOLS6,
     DEFAULT_SUBNET_SIZE,
@@ -33,6 +34,9 @@ HELP = {
     "subnet_size": f"prefix length of each network's subnet (default: {DEFAULT_SUBNET_SIZE})",
     "keep": "keep networks and containers after the tests, for debugging; prints how to remove them",
     "lock_timeout": f"seconds to wait for the subnet allocation lock (default: {DEFAULT_LOCK_TIMEOUT:g})",
+    "pool_timeout": "seconds a full subnet pool is waited for while networks of other processes (other"
+    " workers, other runs sharing the engine) hold it; a pool held only by this process fails at once"
+    f" (default: {DEFAULT_POOL_TIMEOUT:g}; 0: no wait)",
     "log_lines": "how many log lines of each service a failed test's report shows (default: 20; 0: none)",
     "sweep": "whether to remove, at start, what dead earlier runs of this host left on the engine"
     " (the start-up sweep; default: true)",
@@ -91,6 +95,7 @@ OPTIONS = (
     Option("prefetch", None, "bool", BOOL_WORDS),
     Option("skip_without_engine", None, "bool", BOOL_WORDS),
     Option("lock_timeout", "SECONDS", "float", "a number of seconds above 0"),
+    Option("pool_timeout", "SECONDS", "float", "a number of seconds, 0 (no wait) or more"),
     Option("engine_timeout", "SECONDS", "float", "a number of seconds above 0"),
     Option("log_lines", "N", "int", "a whole number of lines, 0 or more"),
     Option("lease", "SECONDS", "float", "a number of seconds, 0 (no lease) or more"),
@@ -124,6 +129,7 @@ class Settings:
     subnet_size: int = DEFAULT_SUBNET_SIZE
     keep: bool = False
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT
     sweep: bool = True
     prefetch: bool = True
     log_lines: int = 20
@@ -239,7 +245,7 @@ def _to_engines(value: Any) -> tuple[str, ...]:
     return tuple(engines)
 
 
-def _to_lease(value: Any) -> float:
+def _to_seconds(value: Any) -> float:
     seconds = float(value)
     if not seconds >= 0 or seconds == float("inf"):
         raise ValueError("it must be 0 or more, and finite")
@@ -287,8 +293,13 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
             seconds[key] = _convert(values[key], sources[key], _to_timeout, EXPECTED[key])
     settings = replace(settings, **seconds)
     if "lease" in values:
-        lease = _convert(values["lease"], sources["lease"], _to_lease, EXPECTED["lease"])
+        lease = _convert(values["lease"], sources["lease"], _to_seconds, EXPECTED["lease"])
         settings = replace(settings, lease=lease)
+    if "pool_timeout" in values:
+        waited = _convert(
+            values["pool_timeout"], sources["pool_timeout"], _to_seconds, EXPECTED["pool_timeout"]
+        )
+        settings = replace(settings, pool_timeout=waited)
     if "sweep_label" in values:
         pairs = _convert(values["sweep_label"], sources["sweep_label"], _to_labels, EXPECTED["sweep_label"])
         if len(pairs) != 1:
