@@ -21,6 +21,10 @@ class LockTimeoutError(DockernetError):
     """The subnet allocation lock could not be acquired in time."""
 
 
+class StateDirError(DockernetError):
+    """The state directory (lock files, run directories) cannot be created, written or read."""
+
+
 class ImageUnavailableError(DockernetError):
     """An image is neither present on the engine nor pullable."""
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import filelock
 
-from ..errors import LockTimeoutError
+from ..errors import LockTimeoutError, StateDirError
+from .statedir import HOW_TO_MOVE
 
 POLL_SECONDS = 0.002
 
@@ -24,4 +25,8 @@ def acquire(lock: filelock.BaseFileLock, timeout: float, what: str, holder: str 
     except filelock.Timeout:
         raise LockTimeoutError(
             f"could not acquire {what} {lock.lock_file} within {timeout:g} s: {holder} holds it"
+        ) from None
+    except OSError as exc:  # the lock file cannot be made: a read-only or full state directory
+        raise StateDirError(
+            f"cannot create {what} {lock.lock_file} ({exc.strerror or exc}): {HOW_TO_MOVE}"
         ) from None

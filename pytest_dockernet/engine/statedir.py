@@ -9,15 +9,29 @@ in it would stay).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import DockernetError
+from ..errors import DockernetError, StateDirError
 
 STATE_DIR_ENV = "PYTEST_DOCKERNET_STATE_DIR"
+HOW_TO_MOVE = f"set {STATE_DIR_ENV} to a writable directory of your own"
+
+
+@contextlib.contextmanager
+def state_errors(path: Path | str, action: str) -> Iterator[None]:
+    """Turn an ``OSError`` (read-only, full, gone) of the state directory into one sentence."""
+    __tracebackhide__ = True
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise StateDirError(f"cannot {action} {path} ({reason}): {HOW_TO_MOVE}") from None
 
 
 def default_state_dir() -> Path:
@@ -29,7 +43,14 @@ def default_state_dir() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime and os.path.isdir(runtime):
         return Path(runtime) / "pytest-dockernet"
-    return Path(tempfile.gettempdir()) / f"pytest-dockernet-{os.getuid()}"
+    try:
+        temporary = tempfile.gettempdir()
+    except FileNotFoundError:
+        raise StateDirError(
+            "no usable temporary directory for the plugin's state directory (TMPDIR, /tmp,"
+            f" /var/tmp and the current directory cannot be written): {HOW_TO_MOVE}"
+        ) from None
+    return Path(temporary) / f"pytest-dockernet-{os.getuid()}"
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -39,7 +60,9 @@ def ensure_private_dir(path: Path) -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise DockernetError(f"cannot create the state directory {path}: {exc}") from exc
+        raise StateDirError(
+            f"cannot create the state directory {path} ({exc.strerror or exc}): {HOW_TO_MOVE}"
+        ) from None
     info = os.lstat(path)
     if stat.S_ISLNK(info.st_mode):
         raise DockernetError(f"refusing to use the state directory {path}: it is a symlink")

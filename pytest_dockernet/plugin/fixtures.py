@@ -58,7 +58,7 @@ def dockernet_manager(
     state_dir = attempt(lambda: ensure_private_dir(default_state_dir()))
     # Registered before this process may create anything: the reaper waits for it.
     run_dir = state.run_dir = RunDir(state_dir, identity.run)
-    run_dir.register(identity.process)
+    attempt(lambda: run_dir.register(identity.process))
     manager = attempt(
         lambda: NetworkManager.for_client(
             docker_client,

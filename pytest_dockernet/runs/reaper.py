@@ -37,17 +37,21 @@ from typing import TypeVar
 
 import docker
 import filelock
+import psutil
 
 from ..engine import connection as engine
 from ..engine.cleanup import find_labelled
 from ..engine.locks import acquire
 from ..engine.naming import LABEL_HOST, this_host
 from ..engine.processes import ProcessRef, format_start, parse_start
+from ..engine.statedir import state_errors
 from .lease import renew, renew_every
 from .rundir import RunDir
 from .sweeper import processes_in, remove_resources
 
 log = logging.getLogger("pytest_dockernet.reaper")
+
+REAPER_MODULE = "pytest_dockernet.runs.reaper"
 
 T = TypeVar("T")
 
@@ -96,6 +100,10 @@ def ensure_reaper(
         running = run_dir.reaper(slot)
         if running is not None and running.alive():
             return False
+        found = running_reaper(run_dir.run, slot)
+        if found is not None:  # its record went (the state directory was deleted meanwhile)
+            run_dir.write_reaper(found, slot)
+            return False
         pid = _spawn(run_dir.run, root, state_dir, lease, slot)
         run_dir.write_reaper(ProcessRef.of(pid), slot)
         return True
@@ -103,11 +111,28 @@ def ensure_reaper(
         lock.release()
 
 
+def running_reaper(run: str, slot: str = "") -> ProcessRef | None:
+    """The live reaper of ``run`` (engine ``slot``), found among this host's processes, or None."""
+    for process in psutil.process_iter(["cmdline", "create_time"]):
+        command = process.info.get("cmdline") or []
+        if REAPER_MODULE not in command or _argument(command, "--run") != run:
+            continue
+        if (_argument(command, "--slot") or "") == slot:
+            return ProcessRef(process.pid, process.info.get("create_time"))
+    return None
+
+
+def _argument(command: list[str], name: str) -> str | None:
+    with contextlib.suppress(ValueError, IndexError):
+        return command[command.index(name) + 1]
+    return None
+
+
 def _spawn(run: str, root: ProcessRef, state_dir: Path, lease: float, slot: str) -> int:
     command = [
         sys.executable,
         "-m",
-        "pytest_dockernet.runs.reaper",
+        REAPER_MODULE,
         "--run",
         run,
         "--root-pid",
@@ -121,7 +146,10 @@ def _spawn(run: str, root: ProcessRef, state_dir: Path, lease: float, slot: str)
         "--slot",
         slot,
     ]
-    with open(log_file(state_dir, run, slot), "ab") as output, warnings.catch_warnings():
+    log_path = log_file(state_dir, run, slot)
+    with state_errors(log_path, "open the reaper's log"):
+        output = open(log_path, "ab")  # noqa: SIM115 - closed below, once the reaper has it
+    with output, warnings.catch_warnings():
         # The reaper outlives this process on purpose. Popen warns (ResourceWarning, an
         # error under -W error) when its object is dropped while the child runs; the
         # object is dropped here, and subprocess still reaps the child once it exits.

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..engine.naming import sanitize_name_part
 from ..engine.processes import ProcessRef, format_start, parse_start
+from ..engine.statedir import state_errors
 
 
 class RunDir:
@@ -44,13 +45,15 @@ class RunDir:
     def reaper_lock_for(self, slot: str) -> Path:
         """The lock that makes one reaper per run and engine: ``slot`` names the engine
         among the run's engines ("" for the first, or only, one)."""
-        return self._ensure() / f"reaper{_suffix(slot)}.lock"
+        with state_errors(self.path, "create the run's directory"):
+            return self._ensure() / f"reaper{_suffix(slot)}.lock"
 
     def register(self, process: ProcessRef) -> None:
         """Record ``process`` as one of the run's processes."""
-        procs = self._ensure() / "procs"
-        procs.mkdir(mode=0o700, exist_ok=True)
-        (procs / f"{process.pid}-{format_start(process.started)}").touch()
+        with state_errors(self.path, "register this process in the run's directory"):
+            procs = self._ensure() / "procs"
+            procs.mkdir(mode=0o700, exist_ok=True)
+            (procs / f"{process.pid}-{format_start(process.started)}").touch()
 
     def processes(self) -> set[ProcessRef]:
         """Every process registered for the run."""
@@ -64,8 +67,9 @@ class RunDir:
 
     def write_reaper(self, process: ProcessRef, slot: str = "") -> None:
         """Record the run's reaper (of the engine ``slot``)."""
-        path = self._ensure() / f"reaper{_suffix(slot)}.pid"
-        path.write_text(f"{process.pid} {format_start(process.started)}")
+        with state_errors(self.path, "record the run's reaper in"):
+            path = self._ensure() / f"reaper{_suffix(slot)}.pid"
+            path.write_text(f"{process.pid} {format_start(process.started)}")
 
     def reaper(self, slot: str = "") -> ProcessRef | None:
         """The run's reaper (of the engine ``slot``) as recorded, or None."""
