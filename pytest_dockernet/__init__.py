@@ -18,6 +18,7 @@ from .errors import (
     ComposeError,
     DockernetError,
     DockernetWarning,
+    EngineError,
     EngineUnavailableError,
     ImageUnavailableError,
     InvalidAddressError,
@@ -30,6 +31,7 @@ from .errors import (
     ServiceError,
     ServiceNotReadyError,
     ServiceStartError,
+    StateDirError,
     VolumeError,
 )
 from .version import __version__
@@ -53,6 +55,7 @@ __all__ = [
     "ComposeStack",
     "DockernetError",
     "DockernetWarning",
+    "EngineError",
     "EngineUnavailableError",
     "ExecResult",
     "ImageUnavailableError",
@@ -70,6 +73,7 @@ __all__ = [
     "ServiceError",
     "ServiceNotReadyError",
     "ServiceStartError",
+    "StateDirError",
     "Volume",
     "VolumeError",
     "__version__",

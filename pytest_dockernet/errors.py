@@ -10,7 +10,18 @@ class DockernetError(Exception):
 
 
 class EngineUnavailableError(DockernetError):
-    """No Docker engine answers at the endpoint that was tried."""
+    """No Docker engine answers at the endpoint that was tried, or it stopped answering."""
+
+    transient = False
+    """Whether trying again may help (a connection reset), or not (a frozen engine)."""
+
+
+class EngineError(DockernetError):
+    """The engine answered a call with an error of its own (an HTTP 500, say); the message
+    names the call and the engine's words."""
+
+    transient = False
+    """Whether trying again may help: the engine failed (5xx) rather than refused (4xx)."""
 
 
 class PoolExhaustedError(DockernetError):

@@ -8,6 +8,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from typing import TypeVar
 
+from ..errors import DockernetError
+
 T = TypeVar("T")
 
 MAX_THREADS = 8
@@ -43,8 +45,16 @@ def run_together(
 
 
 def first_error(futures: Sequence[Future[T]]) -> BaseException | None:
-    """The error of the first future that failed, in order, or None."""
+    """The error of the first future that failed, in order, or None (see :func:`shown`)."""
     for future in futures:
         if not future.cancelled() and future.exception() is not None:
-            return future.exception()
+            return shown(future.exception())
     return None
+
+
+def shown(error: BaseException | None) -> BaseException | None:
+    """An error of a call run on a thread, ready to be raised on the caller's: one of the
+    plugin's own loses the thread's frames (its sentence says it all), any other keeps them."""
+    if isinstance(error, DockernetError):
+        return error.with_traceback(None)
+    return error

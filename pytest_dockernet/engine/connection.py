@@ -7,23 +7,26 @@ Desktop, colima and rootless setups live there), else the local socket.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import docker
 import docker.errors
 import requests
+import urllib3
 from docker.utils import parse_host
 
-from ..errors import EngineUnavailableError
+from ..errors import DockernetError, EngineError, EngineUnavailableError
 from .podman import is_podman
+
+T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
@@ -151,19 +154,28 @@ def readable_reason(exc: BaseException) -> str:
     directory')))`` becomes ``connection aborted: no such file or directory``.
     """
     cause: BaseException | None = exc
+    innermost = exc
     seen = set()
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
+        innermost = cause
         if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror[0].lower() + cause.strerror[1:]
+            return _sentence_case(cause.strerror)
         nested = [arg for arg in cause.args if isinstance(arg, BaseException)]
         cause = (
             nested[0] if nested else (getattr(cause, "reason", None) or cause.__cause__ or cause.__context__)
         )
+    if innermost is not exc and isinstance(innermost, OSError) and str(innermost):
+        # http.client's RemoteDisconnected and friends: an OSError that says it in words.
+        return _sentence_case(str(innermost))
     text = str(exc)
     if "Error while fetching server API version" in text:
         text = text.split(": ", 1)[-1]
     return text or type(exc).__name__
+
+
+def _sentence_case(text: str) -> str:
+    return text[0].lower() + text[1:] if text else text
 
 
 def engine_key(client: docker.DockerClient) -> str:
@@ -173,31 +185,84 @@ def engine_key(client: docker.DockerClient) -> str:
     Podman answers every ``info`` with a new random ``ID``: its key is its host name and
     storage root instead.
     """
+    try:
+        info = with_retries("reading the engine's ID", client.api.info)
+    except EngineError:
+        return str(client.api.base_url)
     with engine_errors("reading the engine's ID"):
-        try:
-            info = client.api.info()
-        except docker.errors.APIError:
-            return str(client.api.base_url)
         if is_podman(client):
             return f"podman {info.get('Name')} {info.get('DockerRootDir')}"
     return str(info.get("ID") or client.api.base_url)
 
 
-@contextlib.contextmanager
-def engine_errors(action: str) -> Iterator[None]:
-    """Turn an engine lost or frozen during ``action`` into one sentence.
+class engine_errors:
+    """Turn what an engine does wrong during ``action`` into one sentence naming ``action``.
 
-    A restarted, stopped or frozen engine otherwise surfaces as a stack of urllib3 errors.
+    A frozen engine (a time-out) and a lost one (a refused or reset connection, a stream cut
+    short) raise :class:`EngineUnavailableError`; an error the engine answers with (an HTTP
+    500) that nothing inside the block handled raises :class:`EngineError`. The plugin's own
+    errors pass as they are. A class rather than a generator: no ``contextlib`` frame shows.
     """
-    try:
-        yield
-    except requests.exceptions.Timeout as exc:
-        raise EngineUnavailableError(
-            f"the Docker engine at {endpoint()} did not answer in time while {action}"
-            f" ({readable_reason(exc)}): it is frozen or overloaded; --dockernet-engine-timeout"
-            " sets how long each call may take"
-        ) from None
-    except requests.exceptions.ConnectionError as exc:
-        raise EngineUnavailableError(
-            f"lost the Docker engine at {endpoint()} while {action}: {readable_reason(exc)}"
-        ) from None
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        __tracebackhide__ = True
+        if exc is None or isinstance(exc, DockernetError):
+            return False
+        action = self.action
+        if isinstance(exc, requests.exceptions.Timeout):
+            raise EngineUnavailableError(
+                f"the Docker engine at {endpoint()} did not answer in time while {action}"
+                f" ({readable_reason(exc)}): it is frozen or overloaded; --dockernet-engine-timeout"
+                " sets how long each call may take"
+            ) from None
+        if isinstance(exc, LOST):
+            lost = EngineUnavailableError(
+                f"lost the Docker engine at {endpoint()} while {action}: {readable_reason(exc)}"
+            )
+            lost.transient = True
+            raise lost from None
+        if isinstance(exc, docker.errors.APIError):
+            status = exc.status_code or 0
+            failed = EngineError(
+                f"the Docker engine at {endpoint()} failed while {action}: {exc.explanation or exc}"
+                + (f" (HTTP {status})" if status else "")
+            )
+            failed.transient = status >= 500
+            raise failed from None
+        return False
+
+
+# What a lost connection looks like, whichever layer reports it.
+LOST = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+)
+
+
+def with_retries(action: str, call: Callable[[], T], attempts: int = 3) -> T:
+    """``call()`` under :class:`engine_errors`, tried again after a passing failure.
+
+    For the calls a session makes before its first test (the engine's identity, the run's
+    lease): an HTTP 5xx or a reset connection is tried twice more, 0.2 s and 0.4 s later,
+    rather than failing every test of the process; a refusal or a frozen engine is not.
+    """
+    __tracebackhide__ = True
+    for attempt in range(attempts):
+        try:
+            with engine_errors(action):
+                return call()
+        except (EngineError, EngineUnavailableError) as exc:
+            if attempt == attempts - 1 or not exc.transient:
+                raise
+            time.sleep(0.2 * 2**attempt)
+    raise AssertionError("unreachable")

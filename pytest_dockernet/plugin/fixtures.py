@@ -95,10 +95,12 @@ def dockernet_manager(
 
 def _take_lease(client: docker.DockerClient, identity: RunIdentity, seconds: float) -> None:
     """The run's first lease, before it makes anything: its reaper renews it."""
-    with engine.engine_errors(f"taking the lease of run {identity.run}"):
-        lease.take_lease(
+    engine.with_retries(
+        f"taking the lease of run {identity.run}",
+        lambda: lease.take_lease(
             client, identity.run, seconds, identity.labels(), lease.lease_name(identity.prefix, identity.run)
-        )
+        ),
+    )
 
 
 def _sweep(manager: NetworkManager, state_dir: Path, sweep_label: tuple[str, str] | None) -> None:

@@ -26,7 +26,7 @@ from ..core import compose
 from ..core.network import Network
 from ..core.service import Service
 from ..core.specs import Command, ServiceSpec
-from ..core.together import run_together
+from ..core.together import run_together, shown
 from ..core.wait import WaitArgument
 from ..engine.cleanup import warn_failures
 from ..errors import ServiceStartError
@@ -91,7 +91,7 @@ def service_fixture(
         network: Network = request.getfixturevalue(NETWORK_FIXTURES[scope])
         started = _started.get(network, {}).pop(request.fixturename or "", None)
         if isinstance(started, BaseException):
-            raise started
+            raise shown(started)  # type: ignore[misc]  # not None: an error
         if started is None:
             _prepare(request, spec, network)
             started = network.start(spec.service)
