@@ -269,6 +269,8 @@ class Network:
             except ServiceStartError:
                 service.remove()  # exited while waited for: its logs are in the message
                 raise
+            except DockernetError:
+                raise  # not ready: it stays for the failure report, and goes with the network
             except BaseException:
                 self._remove_interrupted(service)
                 raise
