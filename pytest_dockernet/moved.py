@@ -37,7 +37,6 @@ MOVED_MODULES = {
         "compose": "core.compose",
         "manager": "core.manager",
         "network": "core.network",
-        "partition": "core.partition",
         "service": "core.service",
         "volumes": "core.volumes",
         "cli": "runs.cli",
@@ -49,7 +48,8 @@ MOVED_MODULES = {
         "settings": "plugin.settings",
     }.items()
 }
-"""Old module path -> new module path."""
+"""Old module path -> new module path. ``pytest_dockernet.partition`` is not among them: it
+is the public function of that name, which a module loaded at that path would replace."""
 
 MOVED_NAMES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pytest_dockernet.engine": (

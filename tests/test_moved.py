@@ -52,6 +52,15 @@ def test_every_old_module_path_imports_and_points_at_a_module_that_exists():
         assert all(hasattr(target, name) for name in names)
 
 
+def test_the_public_partition_function_survives_the_old_paths():
+    for old in MOVED_MODULES:
+        importlib.import_module(old)
+    assert callable(pytest_dockernet.partition)
+    from pytest_dockernet import partition
+
+    assert partition.__module__ == "pytest_dockernet.core.partition"
+
+
 def test_an_old_path_knows_no_new_names_and_shadows_no_submodule():
     with pytest.raises(AttributeError, match=r"module 'pytest_dockernet\.images' has no attribute 'nothing'"):
         importlib.import_module("pytest_dockernet.images").nothing  # noqa: B018

@@ -19,6 +19,8 @@ from .state import PluginState
 
 # How long the summary waits for the reaper to remove what a crashed worker left.
 CRASH_WAIT_SECONDS = 10.0
+# How long nothing of a crashed worker may be seen before its record is given up on.
+QUIET_SECONDS = 2.0
 
 
 @dataclass
@@ -58,10 +60,19 @@ def add_reaped(state: PluginState, crashed: WorkerTally) -> str | None:
     """
     run_dir = state.run_dir or RunDir(default_state_dir(), state.identity.run)
     deadline = time.monotonic() + CRASH_WAIT_SECONDS
+    quiet_since: float | None = None
     while True:
         reaped = run_dir.reaped().get(crashed.pid)
-        if reaped is not None or not left_by(state.settings, state.identity.run, crashed.pid):
+        if reaped is not None:
             break
+        if left_by(state.settings, state.identity.run, crashed.pid) is False:
+            # Nothing of it is left: the reaper removed it and is writing its record, or it
+            # had made nothing to remove. A moment for the record, then the latter.
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since > QUIET_SECONDS:
+                return f"worker {crashed.worker} (pid {crashed.pid}) crashed; it left nothing to remove"
+        else:
+            quiet_since = None
         if time.monotonic() > deadline:
             return None  # unaccounted() says what is still there
         time.sleep(0.2)
@@ -88,8 +99,9 @@ def add_reaped(state: PluginState, crashed: WorkerTally) -> str | None:
     )
 
 
-def left_by(settings: Settings, run: str, pid: int) -> bool:
-    """Whether anything made by process ``pid`` of ``run`` is still on the run's engines."""
+def left_by(settings: Settings, run: str, pid: int) -> bool | None:
+    """Whether anything made by process ``pid`` of ``run`` is still on the run's engines
+    (None when an engine could not say)."""
     try:
         for url in settings.engines or (None,):
             client = engine.connect(timeout=settings.engine_timeout, url=url)
@@ -100,7 +112,7 @@ def left_by(settings: Settings, run: str, pid: int) -> bool:
             if containers or networks:
                 return True
     except Exception:  # noqa: BLE001 - the summary must never fail: unaccounted() reports it
-        return False
+        return None
     return False
 
 
