@@ -6,6 +6,7 @@ from typing import Any
 
 from . import moved, wait
 from .core.compose import ComposeStack
+from .core.faults import Fault
 from .core.manager import NetworkManager
 from .core.network import Network
 from .core.partition import partition
@@ -20,6 +21,7 @@ from .errors import (
     DockernetWarning,
     EngineError,
     EngineUnavailableError,
+    FaultError,
     ImageUnavailableError,
     InvalidAddressError,
     InvalidAliasError,
@@ -58,6 +60,8 @@ __all__ = [
     "EngineError",
     "EngineUnavailableError",
     "ExecResult",
+    "Fault",
+    "FaultError",
     "ImageUnavailableError",
     "InvalidAddressError",
     "InvalidAliasError",

@@ -91,6 +91,11 @@ class ComposeError(DockernetError):
     """A compose file cannot be used as written: the message names the file, service and key."""
 
 
+class FaultError(DockernetError):
+    """A network fault could not be put in place or taken away (a kernel feature missing, a
+    helper that failed); the message says which and what works instead."""
+
+
 class InvalidAddressError(DockernetError, ValueError):
     """A static address is outside the network's subnet, is its gateway, or is taken."""
 

@@ -31,6 +31,7 @@ from ..engine.podman import is_podman
 from ..engine.subnets import SubnetAllocator
 from ..errors import DockernetError, NetworkError, ServiceStartError, hide_frames_of_own_errors
 from .containers import UNSPECIFIED, ContainerFactory, Home, check_job_kwargs
+from .faults import NetworkFaults
 from .service import ExecResult, Service
 from .specs import Command, NetworkSpec, ServiceSpec
 from .together import first_error, run_together
@@ -69,7 +70,7 @@ def _wait_until_allocated(client: docker.DockerClient, network_id: str) -> None:
     log.debug("overlay network %s not allocated after %g s", network_id[:12], OVERLAY_ALLOCATION_SECONDS)
 
 
-class Network:
+class Network(NetworkFaults):
     """A user-defined bridge network with an explicit subnet, addressed by ID.
 
     Make one with :meth:`create` (the fixtures do it for you). Services started with
@@ -253,6 +254,7 @@ class Network:
             # Recorded before it starts: whatever interrupts the start (a time-out's signal,
             # Ctrl-C), the network's teardown finds and removes it.
             service = Service(self, container, list(spec.aliases), UNSPECIFIED, image=spec.image)
+            service.static_ip = address
             self.adopt(service)
             try:
                 self.containers.start_service(container, cname, spec, address)

@@ -65,6 +65,8 @@ class Service:
         """Its IPv4 address on :attr:`network` (the last one it had there, once it left)."""
         self.ip6 = ip6
         """Its IPv6 address on :attr:`network`, when that network has IPv6 (else None)."""
+        self.static_ip: str | None = None
+        """The static address it was started with (``ip=``), which it keeps across partitions."""
 
     @property
     def name(self) -> str:
