@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -73,3 +74,20 @@ def redis_image(client: docker.DockerClient) -> str:
     if server is None:
         pytest.skip("redis-server is not installed here (Debian: apt-get install redis-server)")
     return import_with(client, REDIS_IMAGE, [str(server)], REDIS_COMMAND)
+
+
+FAULT_IMAGE = "dockernet-test/netfault:1"
+XTABLES = "/usr/lib/x86_64-linux-gnu/xtables"
+# The iptables extensions the plugin's faults use: comments, random loss, TCP resets.
+EXTENSIONS = ("libxt_comment", "libxt_statistic", "libxt_standard", "libipt_REJECT", "libxt_tcp", "libxt_udp")
+
+
+def fault_image(client: docker.DockerClient) -> str:
+    """The helper image of link faults, from this host's iptables (nft) and iproute2's tc."""
+    multi = shutil.which("xtables-nft-multi") or "/usr/sbin/xtables-nft-multi"
+    tc = "/usr/sbin/tc" if shutil.which("/usr/sbin/tc") else shutil.which("tc")
+    libdir = next((d for d in (XTABLES, "/usr/lib/xtables") if os.path.isdir(d)), None)
+    if not shutil.which(multi) or tc is None or libdir is None:
+        pytest.skip("iptables (nft) and iproute2 are not installed here (Debian: iptables, iproute2)")
+    extensions = [f"{libdir}/{name}.so" for name in EXTENSIONS]
+    return import_with(client, FAULT_IMAGE, [multi, tc, *extensions])

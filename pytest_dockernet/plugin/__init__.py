@@ -25,6 +25,7 @@ from .hooks import (
     pytest_runtest_call,
     pytest_runtest_makereport,
     pytest_runtest_protocol,
+    pytest_runtest_teardown,
     pytest_sessionfinish,
     pytest_terminal_summary,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "pytest_runtest_call",
     "pytest_runtest_makereport",
     "pytest_runtest_protocol",
+    "pytest_runtest_teardown",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
 ]

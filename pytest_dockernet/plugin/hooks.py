@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator, Sequence
 from typing import Any
 
 import pytest
 
+from ..core import faults
 from ..core.network import Network
 from ..engine.naming import RunIdentity, new_run_id
+from ..errors import CleanupWarning
 from .fixtures import DOCKER_NETWORK_FUNCTION
 from .markers import MARKER_LINE, network_spec
 from .report import report_sections
@@ -90,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     inherited = workerinput or {}
     slot = _place_on_engine(settings, workerinput["workerid"] if workerinput else "main")
+    os.environ[faults.FAULT_IMAGE_ENV] = settings.fault_image  # the core reads it there
     identity = RunIdentity(
         run=inherited.get(RUN_INPUT_KEY) or new_run_id(),
         root_pid=inherited.get(ROOT_PID_INPUT_KEY) or os.getpid(),
@@ -150,6 +154,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if state is None or hasattr(config, "workerinput"):
         return
     write_summary(terminalreporter, state)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    # A fault never outlives its test: healed before the test's fixtures go, so that a
+    # module's services go on whole; whatever failed, timed out or was interrupted.
+    for problem in faults.heal_all():
+        warnings.warn(problem, CleanupWarning, stacklevel=1)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -28,6 +28,8 @@ def describe_network(network: Network) -> str:
         lines.append(f"  {service.name}  image={service.image}  aliases={aliases}  ip={ip}  state={status}")
     if not network.services:
         lines.append("  (no services)")
+    for fault in network.faults:
+        lines.append(f"  fault active: {fault}")
     for guest, aliases_here in network.guests:
         lines.append(
             f"  guest {guest.name} (of network {guest.network.name})  aliases here={','.join(aliases_here) or '-'}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, TypeVar
 
+from ..core.faults import DEFAULT_FAULT_IMAGE
 from ..engine.connection import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
 from ..engine.naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
 from ..engine.subnets import (
@@ -63,6 +64,9 @@ HELP = {
     " manager (attachable overlay networks; default: bridge)",
     "sweep_label": "sweep (at start-up) only dead runs carrying this label KEY=VALUE, for engines"
     " shared with runs that are not yours (default: every dead run)",
+    "fault_image": "the image of the short-lived helpers that put network faults (cut, impair,"
+    " partition) in services' namespaces: it needs sh, iptables (nft) and iproute2's tc"
+    f" (default: {DEFAULT_FAULT_IMAGE})",
     "labels": "extra label KEY=VALUE on every network and container of the run; repeat, or"
     " comma-separate, for several (default: none)",
 }
@@ -101,6 +105,7 @@ OPTIONS = (
     Option("lease", "SECONDS", "float", "a number of seconds, 0 (no lease) or more"),
     Option("driver", "DRIVER", None, "bridge or overlay"),
     Option("sweep_label", "KEY=VALUE", None, "one KEY=VALUE"),
+    Option("fault_image", "IMAGE", None, "an image reference such as nicolaka/netshoot:v0.13"),
     Option("labels", "KEY=VALUE", "args", "KEY=VALUE, comma-separated", repeatable=True),
     Option(
         "engines",
@@ -142,6 +147,7 @@ class Settings:
     engines: tuple[str, ...] = ()
     driver: str = "bridge"
     sweep_label: tuple[str, str] | None = None
+    fault_image: str = DEFAULT_FAULT_IMAGE
 
 
 def option_name(key: str) -> str:
@@ -321,6 +327,13 @@ def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, An
         except ValueError as exc:
             raise SettingsError(f"{sources['engines']}: {exc}") from None
         settings = replace(settings, engines=engines)
+    if "fault_image" in values:
+        image = str(values["fault_image"]).strip()
+        if not image:
+            raise SettingsError(
+                f"{sources['fault_image']}: the fault image is empty; expected {EXPECTED['fault_image']}"
+            )
+        settings = replace(settings, fault_image=image)
     if "labels" in values:
         labels = _convert(values["labels"], sources["labels"], _to_labels, EXPECTED["labels"])
         settings = replace(settings, labels=labels)
