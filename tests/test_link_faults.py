@@ -8,6 +8,7 @@ jitter are shown to be one sentence here, and run where the kernel has it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import Any
 
@@ -65,6 +66,22 @@ def test_a_cut_hangs_a_real_clients_connection_and_the_heal_resumes_it(net, db):
     client.connection_pool.disconnect()  # the timed-out reply may still be in flight: a clean read
     assert client.get("k") == b"before"
     assert db.ip == address  # the same address, before, during and after
+
+
+def test_a_command_sent_during_a_cut_completes_on_the_same_connection_after_the_heal(net, db):
+    client = redis.Redis(
+        host=str(db.ip), port=6379, socket_timeout=10, socket_connect_timeout=2, retry=NO_RETRY
+    )
+    client.set("k", "kept")
+    connection = client.client_id()
+    fault = net.cut(db, str(net.gateway))
+    healer = threading.Timer(1.0, fault.heal)
+    healer.start()
+    started = time.monotonic()
+    assert client.get("k") == b"kept"  # sent into the cut; TCP's retransmission delivers it
+    assert time.monotonic() - started > 0.9
+    healer.join()
+    assert client.client_id() == connection  # the same connection: neither reset nor re-made
 
 
 def echoes_received(service) -> int:
