@@ -277,11 +277,18 @@ class NetworkManager:
         __tracebackhide__ = hide_frames_of_own_errors
         deadline = time.monotonic() + self.pool_timeout
         delay = 0.05
+        fresh_routes = False
         while True:
             try:
                 return create()
             except PoolExhaustedError as exc:
                 others = [holder for holder in self.allocator.holders() if self._is_other(holder)]
+                if not others and not fresh_routes:
+                    # The route of a bridge another run just removed may still be cached here
+                    # (seen in CI): read the routes afresh once before giving up.
+                    fresh_routes = True
+                    self.allocator.forget_routes()
+                    continue
                 left = deadline - time.monotonic()
                 if not others or left <= 0:
                     raise self._exhausted(exc, others) from None
