@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from conftest import SUITE_LABELS, TEST_IMAGE, core_identity, wait_until_gone
 from test_plugin import RUN_LINE
 
 from pytest_dockernet import NetworkManager, PoolExhaustedError, new_run_id
-from pytest_dockernet.engine.subnets import parse_pools
+from pytest_dockernet.core.full_pool import FREED_SUBNET_SECONDS
+from pytest_dockernet.engine.subnets import SubnetAllocator, parse_pools
 
 # Another process of the plugin holding the pool's only subnet for HOLD seconds.
 HOLDER = """
@@ -125,3 +127,46 @@ def test_concurrent_runs_sharing_a_small_pool_all_get_networks(pytester, image, 
         match = RUN_LINE.search(done.stdout)
         assert match, done.stdout
         wait_until_gone(docker_client, match.group(1))
+
+
+def lingering_route(pool: str, reads: int):
+    """Host routes where ``pool`` is routed for the first ``reads`` reads, then not: the route
+    of a bridge another run just removed, going a moment after its network (seen in CI).
+    Injected through ``routes=``: the host's own tables are not ours to change."""
+    seen = []
+
+    def routes():
+        seen.append(1)
+        return [ipaddress.ip_network(pool)] if len(seen) <= reads else []
+
+    return routes, seen
+
+
+def test_a_pool_full_only_through_a_route_that_goes_is_read_again(docker_client, tmp_path):
+    routes, seen = lingering_route("10.198.17.0/26", reads=3)
+    allocator = SubnetAllocator(
+        docker_client, tmp_path / "l", parse_pools(["10.198.17.0/26"]), 26, routes=routes
+    )
+    manager = NetworkManager(docker_client, core_identity(), allocator)
+    try:
+        network = manager.create_network()
+        assert str(network.subnet) == "10.198.17.0/26"
+        assert len(seen) > 3, "the routes were read afresh until the pool had room"
+    finally:
+        assert manager.close() == []
+
+
+def test_a_pool_full_through_a_route_that_stays_fails_after_a_short_grace(docker_client, tmp_path):
+    routes, _ = lingering_route("10.198.18.0/26", reads=10**6)
+    allocator = SubnetAllocator(
+        docker_client, tmp_path / "l", parse_pools(["10.198.18.0/26"]), 26, routes=routes
+    )
+    manager = NetworkManager(docker_client, core_identity(), allocator, pool_timeout=60)
+    try:
+        started = time.monotonic()
+        with pytest.raises(PoolExhaustedError, match=r"10\.198\.18\.0/26 is exhausted") as caught:
+            manager.create_network()
+        assert FREED_SUBNET_SECONDS - 1 < time.monotonic() - started < FREED_SUBNET_SECONDS + 10
+        assert "waited" not in str(caught.value), "no other process held it: not the pool timeout"
+    finally:
+        assert manager.close() == []

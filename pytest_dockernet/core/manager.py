@@ -23,11 +23,10 @@ from ..engine.subnets import (
     DEFAULT_POOLS,
     DEFAULT_POOLS6,
     DEFAULT_SUBNET_SIZE,
-    Holder,
     SubnetAllocator,
 )
 from ..errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_errors
-from ..text import plural
+from .full_pool import FREED_SUBNET_SECONDS, FullPoolWait
 from .network import Network
 from .specs import NetworkSpec
 from .volumes import Volume
@@ -35,8 +34,6 @@ from .volumes import Volume
 # Background removals at once: the engine serializes network removals anyway, while two
 # threads let one test's containers go while another's network does.
 TEARDOWN_THREADS = 2
-# How long a subnet whose network was removed is waited for, after the removal returned.
-FREED_SUBNET_SECONDS = 5.0
 # How long a volume still used by a container being removed is waited for.
 VOLUME_IN_USE_SECONDS = 30.0
 
@@ -265,66 +262,11 @@ class NetworkManager:
             with self._lock:
                 pending = [future for future in self._pending if not future.done()]
                 just_freed = time.monotonic() - self._last_removal < FREED_SUBNET_SECONDS
+            waiting = FullPoolWait(self.allocator, self.identity, self.pool_timeout)
             if not pending and not just_freed:
-                return self._create_once_others_free(create)
+                return waiting.until_others_free(create)
             wait_for(pending)
-            return self._create_once_freed(create)
-
-    def _create_once_others_free(self, create: Callable[[], Network]) -> Network:
-        # Other processes (workers of this run, other runs sharing the engine) hold the pool:
-        # their networks go with their tests, so wait for one, up to pool_timeout. When only
-        # this process, or networks of no run, hold it, nothing will free it: fail at once.
-        __tracebackhide__ = hide_frames_of_own_errors
-        deadline = time.monotonic() + self.pool_timeout
-        delay = 0.05
-        fresh_routes = False
-        while True:
-            try:
-                return create()
-            except PoolExhaustedError as exc:
-                others = [holder for holder in self.allocator.holders() if self._is_other(holder)]
-                if not others and not fresh_routes:
-                    # The route of a bridge another run just removed may still be cached here
-                    # (seen in CI): read the routes afresh once before giving up.
-                    fresh_routes = True
-                    self.allocator.forget_routes()
-                    continue
-                left = deadline - time.monotonic()
-                if not others or left <= 0:
-                    raise self._exhausted(exc, others) from None
-            time.sleep(min(delay, left))
-            delay = min(delay * 2, 0.5)
-            self.allocator.forget_routes()  # the route of a bridge just removed goes with it
-
-    def _is_other(self, holder: Holder) -> bool:
-        """Whether ``holder`` is a process of this plugin other than this one."""
-        own = holder.pid == str(self.identity.pid) and holder.host == self.identity.host
-        return bool(holder.run) and not own
-
-    def _exhausted(self, error: PoolExhaustedError, others: list[Holder]) -> PoolExhaustedError:
-        if not others:
-            return error
-        held = "; ".join(str(holder) for holder in others[:5])
-        more = f"; and {plural(len(others) - 5, 'more process')}" if len(others) > 5 else ""
-        return PoolExhaustedError(
-            f"{error} — waited {self.pool_timeout:g} s (--dockernet-pool-timeout) for networks"
-            f" of other processes sharing the pool, which still hold them: {held}{more}"
-        )
-
-    def _create_once_freed(self, create: Callable[[], Network]) -> Network:
-        # A network just removed may hold its subnet a moment longer: on podman, the route of
-        # its bridge stays until netavark has torn the bridge down, and podman refuses the
-        # subnet meanwhile. Read the engine and the routes afresh until it is free again.
-        __tracebackhide__ = hide_frames_of_own_errors
-        deadline = time.monotonic() + FREED_SUBNET_SECONDS
-        while True:
-            self.allocator.forget_routes()
-            try:
-                return create()
-            except PoolExhaustedError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+            return waiting.until_freed(create)
 
     def create_volume(
         self,
