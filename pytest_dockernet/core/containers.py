@@ -172,7 +172,10 @@ class ContainerFactory:
         # _create_container_args is docker-py's own (private, stable since 2.0) translation
         # of ``containers.run`` arguments, so docker_kwargs mean exactly what they mean there.
         kwargs = dict(create_args, image=image, version=self.client.api.api_version)
+        stop_timeout = kwargs.pop("stop_timeout", None)  # the engine's, which run() lacks
         args = docker_containers._create_container_args(kwargs)  # type: ignore[attr-defined]
+        if stop_timeout is not None:
+            args["stop_timeout"] = int(stop_timeout)
         try:
             response = self.client.api.create_container(**args)
         except docker.errors.ImageNotFound:

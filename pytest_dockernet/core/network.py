@@ -180,9 +180,11 @@ class Network(NetworkFaults):
         with engine_errors(f"creating network {name}"):
             try:
                 if spec.ipv6:
-                    network_id, subnet, subnet6 = allocator.allocate_dual(create_on)
+                    network_id, subnet, subnet6 = allocator.allocate_dual(create_on, holding=spec.holding)
                 else:
-                    network_id, subnet = allocator.allocate(lambda subnet: create_on(subnet, None))
+                    network_id, subnet = allocator.allocate(
+                        lambda subnet: create_on(subnet, None), holding=spec.holding
+                    )
             except docker.errors.APIError as exc:
                 raise NetworkError(
                     f"the engine refused to create network {name}: {exc.explanation or exc}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from ipaddress import IPv4Address
 from typing import Any
 
 from ..engine.naming import Labels, normalize_aliases, normalize_labels
@@ -50,6 +51,8 @@ class NetworkSpec:
     """The user's labels, added to the run's."""
     options: tuple[tuple[str, str], ...] = ()
     """Driver options (``com.docker.network.driver.mtu``...)."""
+    holding: tuple[IPv4Address, ...] = ()
+    """Static addresses its subnet must hold (a compose file's ``ipv4_address``)."""
 
     @classmethod
     def of(
@@ -61,6 +64,7 @@ class NetworkSpec:
         ipv6: bool = False,
         labels: Labels | None = None,
         options: Mapping[str, str] | None = None,
+        holding: Iterable[IPv4Address | str] = (),
     ) -> NetworkSpec:
         """A spec from keyword settings, as ``create_network`` and the marker take them."""
         for name, value in (("internal", internal), ("hermetic", hermetic), ("ipv6", ipv6)):
@@ -73,6 +77,7 @@ class NetworkSpec:
             ipv6=ipv6,
             labels=tuple(sorted(normalize_labels(labels).items())),
             options=_pairs(options, "network options"),
+            holding=tuple(sorted(IPv4Address(address) for address in holding)),
         )
 
     @property

@@ -96,20 +96,31 @@ def context_digest(directory: Path) -> str:
 
 
 def build_image(
-    client: docker.DockerClient, context: str | os.PathLike[str], tag: str, *, state_dir: Path | None = None
+    client: docker.DockerClient,
+    context: str | os.PathLike[str],
+    tag: str,
+    *,
+    state_dir: Path | None = None,
+    dockerfile: str = "Dockerfile",
+    buildargs: dict[str, str] | None = None,
+    target: str | None = None,
 ) -> bool:
     """Build ``tag`` from the Dockerfile directory ``context`` unless it is built already.
 
     The image is labelled with a digest of the context, so a changed context is rebuilt
     and an unchanged one is not: xdist workers and concurrent runs build it once, one at
     a time. Returns whether this call built it. Raises :class:`ImageUnavailableError`
-    with the end of the build log when the build fails.
+    with the end of the build log when the build fails. ``dockerfile`` (relative to the
+    context), ``buildargs`` and ``target`` are the build's, and part of the digest too.
     """
     __tracebackhide__ = hide_frames_of_own_errors
     directory = Path(context)
-    if not (directory / "Dockerfile").is_file():
-        raise ImageUnavailableError(f"cannot build {tag!r}: {directory} has no Dockerfile")
+    if not (directory / dockerfile).is_file():
+        raise ImageUnavailableError(f"cannot build {tag!r}: {directory} has no {dockerfile}")
     digest = context_digest(directory)
+    if dockerfile != "Dockerfile" or buildargs or target:
+        extra = repr((dockerfile, sorted((buildargs or {}).items()), target)).encode()
+        digest = hashlib.sha256(digest.encode() + extra).hexdigest()
     with _locked(_image_lock(client, state_dir)):
         if _built_from(client, tag) == digest:
             return False
@@ -117,7 +128,14 @@ def build_image(
         try:
             # forcerm: a failed step must not leave its intermediate container behind.
             client.images.build(
-                path=str(directory), tag=tag, rm=True, forcerm=True, labels={CONTEXT_LABEL: digest}
+                path=str(directory),
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                labels={CONTEXT_LABEL: digest},
+                dockerfile=dockerfile,
+                buildargs=buildargs,
+                target=target,
             )
         except docker.errors.BuildError as exc:
             tail = "".join(

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from pathlib import Path
 from typing import TypeVar
 
@@ -306,21 +306,34 @@ class SubnetAllocator:
         """How many networks the pools can hold at once."""
         return sum(2 ** (self.subnet_size - pool.prefixlen) for pool in self.pools)
 
-    def allocate(self, create: Callable[[IPv4Network], T]) -> tuple[T, IPv4Network]:
-        """Choose a free subnet and call ``create`` with it, under the lock."""
+    def allocate(
+        self, create: Callable[[IPv4Network], T], *, holding: Sequence[IPv4Address] = ()
+    ) -> tuple[T, IPv4Network]:
+        """Choose a free subnet (one that holds every address of ``holding``) and call
+        ``create`` with it, under the lock."""
         __tracebackhide__ = hide_frames_of_own_errors
-        result, subnet, _ = self._allocate(lambda subnet, _: create(subnet), ipv6=False)
+        result, subnet, _ = self._allocate(lambda subnet, _: create(subnet), ipv6=False, holding=holding)
         return result, subnet
 
     def allocate_dual(
-        self, create: Callable[[IPv4Network, IPv6Network], T]
+        self, create: Callable[[IPv4Network, IPv6Network], T], *, holding: Sequence[IPv4Address] = ()
     ) -> tuple[T, IPv4Network, IPv6Network]:
         """Choose a free IPv4 subnet and a free IPv6 /64 (from ``pools6``), and call
         ``create`` with both, under the same lock and with the same rules."""
         __tracebackhide__ = hide_frames_of_own_errors
-        result, subnet, subnet6 = self._allocate(create, ipv6=True)  # type: ignore[arg-type]
+        result, subnet, subnet6 = self._allocate(create, ipv6=True, holding=holding)  # type: ignore[arg-type]
         assert subnet6 is not None
         return result, subnet, subnet6
+
+    def subnet_holding(self, addresses: Sequence[IPv4Address]) -> IPv4Network | None:
+        """The one ``/subnet_size`` subnet of the pools that holds all of ``addresses``, if any."""
+        if not addresses:
+            return None
+        for pool in self.pools:
+            if addresses[0] in pool:
+                subnet = IPv4Network(f"{addresses[0]}/{self.subnet_size}", strict=False)
+                return subnet if all(address in subnet for address in addresses) else None
+        return None
 
     def forget(self, *subnets: IPv4Network | IPv6Network | None) -> None:
         """Take subnets of a network this process removed out of its view of the engine."""
@@ -353,15 +366,26 @@ class SubnetAllocator:
         return self._host_routes[1]
 
     def _allocate(
-        self, create: Callable[[IPv4Network, IPv6Network | None], T], *, ipv6: bool
+        self,
+        create: Callable[[IPv4Network, IPv6Network | None], T],
+        *,
+        ipv6: bool,
+        holding: Sequence[IPv4Address] = (),
     ) -> tuple[T, IPv4Network, IPv6Network | None]:
         __tracebackhide__ = hide_frames_of_own_errors
+        wanted = self.subnet_holding(holding) if holding else None
+        if holding and wanted is None:
+            shown = ", ".join(map(str, holding))
+            raise PoolExhaustedError(
+                f"no /{self.subnet_size} subnet of the pool {', '.join(map(str, self.pools))} holds"
+                f" {shown} (choose addresses in one /{self.subnet_size} of --dockernet-pool)"
+            )
         acquire(self._lock, self.lock_timeout, "the subnet lock")
         try:
             try:
-                return self._allocate_from(self._taken(fresh=False), create, ipv6=ipv6)
+                return self._allocate_from(self._taken(fresh=False), create, ipv6=ipv6, wanted=wanted)
             except PoolExhaustedError:
-                return self._allocate_from(self._taken(fresh=True), create, ipv6=ipv6)
+                return self._allocate_from(self._taken(fresh=True), create, ipv6=ipv6, wanted=wanted)
         finally:
             self._lock.release()
 
@@ -371,12 +395,15 @@ class SubnetAllocator:
         create: Callable[[IPv4Network, IPv6Network | None], T],
         *,
         ipv6: bool,
+        wanted: IPv4Network | None = None,
     ) -> tuple[T, IPv4Network, IPv6Network | None]:
         __tracebackhide__ = hide_frames_of_own_errors
         taken = [n for n in on_engine if isinstance(n, IPv4Network)] + self._routes_now()
         taken6 = [n for n in on_engine if isinstance(n, IPv6Network)]
         free6 = free_subnets(self.pools6, SUBNET6_SIZE, taken6) if ipv6 else None
         for subnet in free_subnets(self.pools, self.subnet_size, taken):
+            if wanted is not None and subnet != wanted:
+                continue
             subnet6 = next(free6, None) if free6 is not None else None
             if free6 is not None and subnet6 is None:
                 raise PoolExhaustedError(
@@ -394,6 +421,11 @@ class SubnetAllocator:
                 continue
             self._remember(subnet, subnet6)
             return result, subnet, subnet6
+        if wanted is not None:
+            raise PoolExhaustedError(
+                f"subnet {wanted} of the pool, which holds the static addresses asked for, overlaps"
+                " a network or route in use"
+            )
         raise PoolExhaustedError(self._exhausted_message(taken))
 
     def holders(self) -> list[Holder]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from ..core import faults
+from ..core.compose import ComposeStack
 from ..core.network import Network
 from ..engine.naming import RunIdentity, new_run_id
 from ..errors import CleanupWarning
@@ -230,7 +231,12 @@ def networks_of(item: pytest.Item) -> list[Network]:
     found: list[Network] = []
     values = list(getattr(item, "funcargs", {}).values()) + item.stash.get(factory_networks_key, [])
     for value in values:
-        network = value if isinstance(value, Network) else getattr(value, "network", None)
-        if isinstance(network, Network) and network not in found:
-            found.append(network)
+        candidates: list[Any]
+        if isinstance(value, ComposeStack):
+            candidates = list(value.networks.values())
+        else:
+            candidates = [value if isinstance(value, Network) else getattr(value, "network", None)]
+        for network in candidates:
+            if isinstance(network, Network) and network not in found:
+                found.append(network)
     return found

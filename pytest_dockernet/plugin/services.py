@@ -30,6 +30,7 @@ from ..core.together import run_together, shown
 from ..core.wait import WaitArgument
 from ..engine.cleanup import warn_failures
 from ..errors import ServiceStartError
+from .state import state_of
 
 # The network fixture each scope's services start on.
 NETWORK_FIXTURES = {
@@ -103,25 +104,39 @@ def service_fixture(
     return pytest.fixture(scope=scope)(start_service)  # type: ignore[call-overload]
 
 
-def compose_fixture(path: str | os.PathLike[str], *, scope: str = "module") -> Any:
+def compose_fixture(
+    path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    *,
+    scope: str = "module",
+    profiles: Sequence[str] = (),
+    env_files: Sequence[str | os.PathLike[str]] = (),
+) -> Any:
     """Declare a compose file as a fixture; its value is the started :class:`ComposeStack`.
 
     ``stack["name"]`` is the :class:`Service` of compose service ``name`` and
-    ``stack.networks["name"]`` the plugin network standing for a compose network. A relative
-    ``path`` is taken from pytest's rootdir. Everything goes when the fixture's scope ends
-    (kept with ``--dockernet-keep``).
+    ``stack.networks["name"]`` the plugin network standing for a compose network. ``path``
+    may be a list of files, later ones overriding earlier ones (``docker compose -f a -f
+    b``). Relative paths (of the files and of ``env_files``) are taken from pytest's
+    rootdir; paths inside the file start at its own directory, as Compose's do.
+    ``profiles`` turns on the services of those profiles. The file is read, and every
+    problem of it reported at once, when the fixture is first used. Everything goes when
+    the fixture's scope ends (kept with ``--dockernet-keep``).
     """
     if scope not in NETWORK_FIXTURES:
         raise ValueError(f"compose_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
+    if isinstance(profiles, str):
+        raise TypeError(f"compose_fixture profiles must be a list of names, not the string {profiles!r}")
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
 
     def start_stack(request: pytest.FixtureRequest) -> Iterator[compose.ComposeStack]:
         __tracebackhide__ = True
         manager = request.getfixturevalue("dockernet_manager")
-        where = Path(path)
+        root = request.config.rootpath
+        loaded = compose.load(
+            [root / Path(p) for p in paths], profiles=profiles, env_files=[root / Path(e) for e in env_files]
+        )
         stack = compose.start(
-            compose.load(where if where.is_absolute() else request.config.rootpath / where),
-            manager,
-            test=request.node.nodeid,
+            loaded, manager, test=request.node.nodeid, hermetic=state_of(request.config).settings.hermetic
         )
         yield stack
         compose.release(stack, manager, later=True)
