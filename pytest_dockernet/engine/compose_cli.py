@@ -11,11 +11,13 @@ an engine: ``config`` only reads files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,7 +96,7 @@ def canonical_model(
     if profiles:
         env.pop("COMPOSE_PROFILES", None)  # the profiles given are the ones wanted
     try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+        returncode, stdout, stderr = _run_bounded(args, env, timeout)
     except subprocess.TimeoutExpired:
         raise ComposeError(
             f"compose file {shown} could not be read within {timeout:g} s: is it an alias bomb,"
@@ -104,13 +106,35 @@ def canonical_model(
         raise ComposeError(
             f"cannot run {command[0]} to read compose file {shown}: {exc.strerror or exc}"
         ) from None
-    if done.returncode != 0:
-        words = " ".join(done.stderr.split()) or f"exit status {done.returncode}"
+    if returncode != 0:
+        words = " ".join(stderr.split()) or f"exit status {returncode}"
         raise ComposeError(f"compose file {shown}: {words}")
     try:
-        model = json.loads(done.stdout)
+        model = json.loads(stdout)
     except ValueError:
         raise ComposeError(f"compose file {shown}: {command[0]} printed no JSON model") from None
     if not isinstance(model, dict):
         raise ComposeError(f"compose file {shown}: {command[0]} printed no JSON model")
     return model
+
+
+def _run_bounded(args: list[str], env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+    # A session of its own, killed whole on time-out: nothing it started outlives the call,
+    # and no pipe held by a child keeps the wait going. No stdin: nothing is read from ours.
+    with subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        return process.returncode, stdout, stderr
