@@ -310,3 +310,14 @@ def test_the_environment_given_wins_over_the_env_file_and_later_files_override(t
     override = tmp_path / "override.yaml"
     override.write_text("services:\n  db:\n    image: postgres:17\n")
     assert load([CORPUS / "django-postgres.yaml", override]).services["db"].image == "postgres:17"
+
+
+def test_the_readme_table_names_every_key_the_mapping_knows():
+    from pytest_dockernet.core import compose_model
+
+    readme = (Path(__file__).parent.parent / "README.rst").read_text()
+    table = readme[readme.index("What each key of the compose specification does here:") :]
+    table = table[: table.index("A file is read within bounds")]
+    keys = set(compose_model.DIRECT) | set(compose_model.BYTES) | compose_model.MAPPED
+    keys |= set(compose_model.ACCEPTED) | set(compose_model.REFUSED)
+    assert sorted(key for key in keys if f"``{key}``" not in table) == []

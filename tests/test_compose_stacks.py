@@ -207,3 +207,20 @@ def test_a_stack_follows_the_hermetic_setting_and_shows_in_a_failed_report(pytes
     result.stdout.fnmatch_lines(["*dockernet: network*", "*app-started*"])
     run = result.stdout.str().split("run ")[-1][:8]
     assert find_labelled(docker_client, run) == ([], [])
+
+
+def test_addresses_that_cannot_share_one_subnet_or_take_its_gateway_are_refused(manager, tmp_path):
+    subnets = list(manager.allocator.pools[0].subnets(new_prefix=manager.allocator.subnet_size))
+    gateway, other_block = next(subnets[-3].hosts()), list(subnets[-2].hosts())[5]
+    path = tmp_path / "compose.yaml"
+    for first, second, expected in (
+        (list(subnets[-3].hosts())[5], other_block, f"do not fit in one /{manager.allocator.subnet_size}"),
+        (gateway, list(subnets[-3].hosts())[5], f"ipv4_address {gateway} is its subnet's gateway"),
+    ):
+        path.write_text(
+            f"services:\n  a:\n    image: {TEST_IMAGE}\n    networks: {{n: {{ipv4_address: {first}}}}}\n"
+            f"  b:\n    image: {TEST_IMAGE}\n    networks: {{n: {{ipv4_address: {second}}}}}\n"
+            "networks:\n  n: {}\n"
+        )
+        with pytest.raises(ComposeError, match=expected):
+            compose.start(compose.load(path), manager, test="stacks")
