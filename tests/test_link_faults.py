@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import NO_UPSTREAM_DNS, ON_PODMAN, TEST_IMAGE, reaches, wait_until_gone
+from conftest import NO_UPSTREAM_DNS, TEST_IMAGE, reaches, wait_until_gone
 from imagekit import REDIS_COMMAND, fault_image, redis_image
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -22,8 +22,6 @@ from test_plugin import run_id
 
 from pytest_dockernet import FaultError, partition, wait
 from pytest_dockernet.core.faults import FAULT_IMAGE_ENV, active_faults
-
-pytestmark = pytest.mark.skipif(ON_PODMAN, reason="link faults are not verified on podman yet")
 
 SLEEP = ["sleep", "300"]
 NO_RETRY = Retry(NoBackoff(), 0)

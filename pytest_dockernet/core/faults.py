@@ -355,13 +355,16 @@ def impair_steps(
 
 
 def partition_steps(network: Network, groups: Sequence[Sequence[Service]]) -> tuple[str, list[Step]]:
-    """Filtering rules that keep each group's members to each other on ``network``."""
+    """Filtering rules that keep each group's members to each other on ``network``.
+
+    The gateway stays reachable: it is the host, whence published ports and the test
+    process reach services, and on podman the network's DNS server (aardvark-dns)."""
     number = next(_numbers)
     tag = f"dockernet-fault-{number}"
     steps = []
     subnet = network.subnet
     for group in groups:
-        friends = [_peer(network, member) for member in group]
+        friends = [_peer(network, member) for member in group] + [network.gateway]
         for member in group:
             put = [f"{IPT} -I INPUT -s {subnet} -m comment --comment {tag} -j DROP"]
             put += [f"{IPT} -I INPUT -s {friend} -m comment --comment {tag} -j ACCEPT" for friend in friends]
