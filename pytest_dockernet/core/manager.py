@@ -6,7 +6,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..errors import PoolExhaustedError, RunEndedError, hide_frames_of_own_error
 from .full_pool import FREED_SUBNET_SECONDS, FullPoolWait
 from .network import Network
 from .specs import NetworkSpec
+from .together import wait_all
 from .volumes import Volume
 
 # Background removals at once: the engine serializes network removals anyway, while two
@@ -265,7 +265,7 @@ class NetworkManager:
             waiting = FullPoolWait(self.allocator, self.identity, self.pool_timeout)
             if not pending and not just_freed:
                 return waiting.until_others_free(create)
-            wait_for(pending)
+            wait_all(pending)
             return waiting.until_freed(create)
 
     def create_volume(
@@ -366,7 +366,7 @@ class NetworkManager:
         """Wait for every background removal; return what could not be removed."""
         with self._lock:
             pending = list(self._pending)
-        wait_for(pending)
+        wait_all(pending)
         return self.collect()
 
     def _claim(self, network: Network) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -35,13 +36,25 @@ def run_together(
     pool = ThreadPoolExecutor(max(1, min(len(calls), threads)), thread_name_prefix=name)
     futures = [pool.submit(call, cancel) for call in calls]
     try:
-        wait_for(futures)
+        wait_all(futures)
     except BaseException:
         cancel.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
     return futures
+
+
+def wait_all(futures: Sequence[Future[T]]) -> None:
+    """Return when every one of ``futures`` is done."""
+    # On the main thread, where signals interrupt (pytest-timeout, Ctrl-C), by sleeping: an
+    # exception a signal handler raises inside a Condition's wait can leave its lock released
+    # and surface as "RuntimeError: release unlocked lock" in place of the interruption.
+    if threading.current_thread() is threading.main_thread():
+        while not all(future.done() for future in futures):
+            time.sleep(0.01)
+    else:
+        wait_for(futures)
 
 
 def first_error(futures: Sequence[Future[T]]) -> BaseException | None:

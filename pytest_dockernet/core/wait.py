@@ -308,8 +308,22 @@ def _poll(service: Service, strategy: Strategy, cancel: threading.Event) -> None
                 f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}",
                 service.name,
             )
-        cancel.wait(min(delay, max(0.0, strategy.timeout - waited)))
+        pause(cancel, min(delay, max(0.0, strategy.timeout - waited)))
         delay = min(delay * 1.5, strategy.max_interval)
+
+
+def pause(cancel: threading.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less once ``cancel`` is set.
+
+    On the main thread it sleeps instead: that is where signals interrupt (pytest-timeout's,
+    Ctrl-C), and an exception a signal handler raises inside ``Event.wait`` can leave its
+    lock released and surface as ``RuntimeError: release unlocked lock`` (seen in CI) in
+    place of the interruption. ``cancel`` is set by other threads for waits on theirs.
+    """
+    if threading.current_thread() is threading.main_thread():
+        time.sleep(seconds)
+    else:
+        cancel.wait(seconds)
 
 
 def _state(service: Service) -> dict[str, object]:
