@@ -197,6 +197,7 @@ def test_a_failure_shows_the_stack(stack):
 """
 
 
+@pytest.mark.skipif(ON_PODMAN, reason="hermetic networks are refused on podman (README, Podman)")
 def test_a_stack_follows_the_hermetic_setting_and_shows_in_a_failed_report(pytester, docker_client):
     pytester.path.joinpath("compose.yaml").write_text(
         f"services:\n  app:\n    image: {TEST_IMAGE}\n    command: [sh, -c, 'echo app-started; exec sleep 300']\n"
@@ -224,3 +225,18 @@ def test_addresses_that_cannot_share_one_subnet_or_take_its_gateway_are_refused(
         )
         with pytest.raises(ComposeError, match=expected):
             compose.start(compose.load(path), manager, test="stacks")
+
+
+def test_a_failed_test_shows_its_stack_on_any_engine(pytester, docker_client):
+    pytester.path.joinpath("compose.yaml").write_text(
+        f"services:\n  app:\n    image: {TEST_IMAGE}\n    command: [sh, -c, 'echo app-started; exec sleep 300']\n"
+    )
+    pytester.makepyfile(
+        'from pytest_dockernet import compose_fixture\nstack = compose_fixture("compose.yaml")\n'
+        "def test_fails(stack):\n    assert False\n"
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*dockernet: network*", "*app-started*"])
+    run = result.stdout.str().split("run ")[-1][:8]
+    assert find_labelled(docker_client, run) == ([], [])
