@@ -15,6 +15,7 @@ from .core.volumes import Volume
 from .engine.cleanup import CleanupFailure
 from .engine.naming import RunIdentity, new_run_id
 from .errors import (
+    ArgumentError,
     CleanupWarning,
     ComposeError,
     DockernetError,
@@ -51,6 +52,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ArgumentError",
     "CleanupFailure",
     "CleanupWarning",
     "ComposeError",

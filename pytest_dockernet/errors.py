@@ -9,6 +9,14 @@ class DockernetError(Exception):
     """Base class of every error pytest-dockernet raises on purpose."""
 
 
+class ArgumentError(DockernetError, TypeError, ValueError, LookupError):
+    """An argument that cannot work, named with what would be valid.
+
+    It is also a ``TypeError``, ``ValueError`` and ``LookupError``, so code that catches
+    those (as Python's own mistakes are caught) catches it too.
+    """
+
+
 class EngineUnavailableError(DockernetError):
     """No Docker engine answers at the endpoint that was tried, or it stopped answering."""
 

@@ -29,6 +29,7 @@ from ..engine.connection import is_local
 from ..engine.images import pull_image
 from ..engine.naming import RunIdentity, container_name
 from ..errors import (
+    ArgumentError,
     ImageUnavailableError,
     InvalidAddressError,
     JobTimeoutError,
@@ -58,15 +59,16 @@ class Home:
 
 def check_job_kwargs(docker_kwargs: dict[str, Any]) -> None:
     """Refuse the docker-py keywords :meth:`Network.run_job` decides itself."""
+    __tracebackhide__ = hide_frames_of_own_errors
     for key in FOREIGN_NETWORK_KWARGS:
         if key in docker_kwargs:
-            raise TypeError(
+            raise ArgumentError(
                 f"Network.run_job() does not take {key!r}: a container lives on the network that"
                 " runs it; use another network's connect() to attach it there too"
             )
     for key in ("detach", "stdin_open", "remove", "auto_remove"):
         if key in docker_kwargs:
-            raise TypeError(
+            raise ArgumentError(
                 f"Network.run_job() does not take {key}=: it runs the command to completion"
                 " (stdin= gives it input) and removes the container itself"
             )
@@ -248,21 +250,36 @@ class ContainerFactory:
             container.reload()
             state = container.attrs.get("State", {})
         if not state.get("Running") or state.get("Restarting"):
-            self._fail_exited(container_id, cname, spec.image, state)
+            self._fail_exited(container_id, cname, spec.image, state, default_command=spec.command is None)
 
     def _watch_for_exit(self, container_id: str, seconds: float) -> None:
         # Returns when the container exits; a read time-out means it stayed up.
         with contextlib.suppress(requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             self.client.api.wait(container_id, timeout=seconds)  # type: ignore[arg-type]  # requests takes floats
 
-    def _fail_exited(self, container_id: str, cname: str, image: str, state: dict[str, Any]) -> None:
+    def _fail_exited(
+        self,
+        container_id: str,
+        cname: str,
+        image: str,
+        state: dict[str, Any],
+        *,
+        default_command: bool = False,
+    ) -> None:
         __tracebackhide__ = hide_frames_of_own_errors
         try:
             logs = logs_text(self.client.api, container_id, EXIT_LOG_LINES).rstrip()
         except docker.errors.DockerException as exc:
             logs = f"(logs unavailable: {exc})"
         self.discard(container_id, cname)
-        hint = "; a command meant to finish is a job: use run_job()" if state.get("ExitCode") == 0 else ""
+        hint = ""
+        if state.get("ExitCode") == 0:
+            hint = (
+                "; the image's default command finished: give a command that keeps running, such"
+                " as ['sleep', 'infinity'], or use run_job() for a command meant to finish"
+                if default_command
+                else "; a command meant to finish is a job: use run_job()"
+            )
         raise ServiceStartError(
             f"container {cname} (image {image!r}) exited at once with status"
             f" {state.get('ExitCode')}{' (' + state['Error'] + ')' if state.get('Error') else ''}{hint};"

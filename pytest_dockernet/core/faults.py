@@ -28,7 +28,7 @@ import requests
 
 from ..engine import cleanup
 from ..engine.images import pull_image
-from ..errors import FaultError, hide_frames_of_own_errors
+from ..errors import ArgumentError, FaultError, hide_frames_of_own_errors
 from .service import Service
 from .together import first_error, run_together
 
@@ -290,12 +290,13 @@ def _own(network: Network, service: Service) -> IPv4Address:
 
 def cut_steps(network: Network, a: Service, b: Peer, one_way: bool) -> tuple[str, list[Step]]:
     """The steps of :meth:`Network.cut`, and the fault's description."""
+    __tracebackhide__ = hide_frames_of_own_errors
     tag = f"dockernet-fault-{next(_numbers)}"
     arrow = "->" if one_way else "<->"
     description = f"cut {_label(a)} {arrow} {_label(b)}"
     if not isinstance(b, Service):
         if one_way:
-            raise ValueError(
+            raise ArgumentError(
                 f"a one-way cut toward {b} needs a service at that end, where its packets arrive;"
                 f" cut({_label(a)!r}, {str(b)!r}) without one_way cuts both ways"
             )
@@ -308,9 +309,10 @@ def cut_steps(network: Network, a: Service, b: Peer, one_way: bool) -> tuple[str
 
 def parse_rate(rate: str | int | float) -> str:
     """A rate as tc takes it: a number is bits per second; ``"1mbit"``, ``"500kbit"`` as they are."""
+    __tracebackhide__ = hide_frames_of_own_errors
     if isinstance(rate, (int, float)) and not isinstance(rate, bool):
         if rate <= 0:
-            raise ValueError(f"rate must be more than 0 bits per second, not {rate!r}")
+            raise ArgumentError(f"rate must be more than 0 bits per second, not {rate!r}")
         return f"{int(rate)}bit"
     text = str(rate).strip().lower()
     number = text.rstrip("kmgbitps")
@@ -318,15 +320,16 @@ def parse_rate(rate: str | int | float) -> str:
         if float(number) <= 0:
             raise ValueError
     except ValueError:
-        raise ValueError(
+        raise ArgumentError(
             f"rate takes bits per second (1_000_000) or a tc rate ('1mbit', '500kbit'), not {rate!r}"
         ) from None
     return text
 
 
 def seconds_text(what: str, value: float) -> str:
+    __tracebackhide__ = hide_frames_of_own_errors
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{what} takes seconds, 0 or more, not {value!r}")
+        raise ArgumentError(f"{what} takes seconds, 0 or more, not {value!r}")
     return f"{value * 1000:g}ms"
 
 
@@ -342,12 +345,15 @@ def impair_steps(
     reset: bool,
 ) -> tuple[str, list[Step]]:
     """The steps of :meth:`Network.impair`, and the fault's description."""
+    __tracebackhide__ = hide_frames_of_own_errors
     if loss is not None and (isinstance(loss, bool) or not 0 < loss <= 1):
-        raise ValueError(f"loss is a fraction of packets above 0 and at most 1 (0.3 for 30 %), not {loss!r}")
+        raise ArgumentError(
+            f"loss is a fraction of packets above 0 and at most 1 (0.3 for 30 %), not {loss!r}"
+        )
     if jitter is not None and delay is None:
-        raise ValueError("jitter varies a delay: give delay= too")
+        raise ArgumentError("jitter varies a delay: give delay= too")
     if loss is None and rate is None and delay is None and not reset:
-        raise ValueError("impair() needs at least one of loss=, rate=, delay= or reset=True")
+        raise ArgumentError("impair() needs at least one of loss=, rate=, delay= or reset=True")
     number = next(_numbers) % 60000 + 10  # a tc class id and filter priority too
     tag = f"dockernet-fault-{number}"
     peer = _peer(network, b)
@@ -471,7 +477,7 @@ class NetworkFaults:
         members = [[self.service(member) for member in group] for group in groups]
         flat = [member for group in members for member in group]
         if len(set(map(id, flat))) != len(flat):
-            raise ValueError("a service can be in one group only")
+            raise ArgumentError("a service can be in one group only")
         description, steps = partition_steps(self, members)
         return apply(self, description, steps)
 
@@ -482,6 +488,7 @@ class NetworkFaults:
 
     def peer(self: Network, which: Service | str) -> Peer:  # type: ignore[misc]
         """A service by object, alias or name, or an IPv4 address given as a string."""
+        __tracebackhide__ = hide_frames_of_own_errors
         if isinstance(which, str):
             with contextlib.suppress(ValueError):
                 return IPv4Address(which)
@@ -489,6 +496,7 @@ class NetworkFaults:
 
     def service(self: Network, which: Service | str) -> Service:  # type: ignore[misc]
         """A service of this network, or a guest of it, by object, alias or container name."""
+        __tracebackhide__ = hide_frames_of_own_errors
         if isinstance(which, Service):
             return which
         known = self.services + [guest for guest, _ in self.guests]
@@ -496,4 +504,4 @@ class NetworkFaults:
             if which in service.aliases or which == service.name:
                 return service
         names = ", ".join(sorted({alias for service in known for alias in service.aliases})) or "none"
-        raise LookupError(f"no service {which!r} on network {self.name} (its aliases: {names})")
+        raise ArgumentError(f"no service {which!r} on network {self.name} (its aliases: {names})")

@@ -29,7 +29,7 @@ from ..engine.connection import engine_errors
 from ..engine.naming import RunIdentity, normalize_aliases
 from ..engine.podman import is_podman
 from ..engine.subnets import SubnetAllocator
-from ..errors import DockernetError, NetworkError, ServiceStartError, hide_frames_of_own_errors
+from ..errors import ArgumentError, DockernetError, NetworkError, ServiceStartError, hide_frames_of_own_errors
 from .containers import UNSPECIFIED, ContainerFactory, Home, check_job_kwargs
 from .faults import NetworkFaults
 from .service import ExecResult, Service
@@ -308,7 +308,7 @@ class Network(NetworkFaults):
         """
         __tracebackhide__ = hide_frames_of_own_errors
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ValueError(f"run_job timeout must be more than 0 seconds, not {timeout!r}")
+            raise ArgumentError(f"run_job timeout must be more than 0 seconds, not {timeout!r}")
         check_job_kwargs(docker_kwargs)
         aliases = normalize_aliases(alias)
         data = stdin.encode() if isinstance(stdin, str) else None if stdin is None else bytes(stdin)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from ..errors import ArgumentError, hide_frames_of_own_errors
 from .network import Network
 from .service import Service
 
@@ -29,13 +30,14 @@ def partition(
       they get new addresses there, and open connections break. On exit each rejoins
       ``network`` with its aliases, and a service started with a static ``ip=`` gets it back.
     """
+    __tracebackhide__ = hide_frames_of_own_errors
     if make_network is None:
         with network.isolate(groups):
             yield []
         return
     members = [service for group in groups for service in group]
     if len(set(map(id, members))) != len(members):
-        raise ValueError("a service can be in one group only")
+        raise ArgumentError("a service can be in one group only")
     islands: list[Network] = []
     for group in groups:
         island = make_network()

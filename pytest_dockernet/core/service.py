@@ -17,7 +17,7 @@ from docker.utils.socket import frames_iter
 from ..engine.addresses import address6_on, address_on
 from ..engine.cleanup import CleanupFailure, remove_container
 from ..engine.connection import engine_errors, engine_host
-from ..errors import ServiceError, hide_frames_of_own_errors
+from ..errors import ArgumentError, ServiceError, hide_frames_of_own_errors
 from .specs import Command
 
 if TYPE_CHECKING:
@@ -179,11 +179,12 @@ class Service:
 
         Raises ``LookupError`` when the port is not published.
         """
+        __tracebackhide__ = hide_frames_of_own_errors
         bindings = (self.container.attrs.get("NetworkSettings", {}).get("Ports") or {}).get(
             f"{container_port}/{protocol}"
         )
         if not bindings:
-            raise LookupError(
+            raise ArgumentError(
                 f"port {container_port}/{protocol} of {self.name} is not published: pass ports={{{container_port}: None}}"
             )
         ipv4 = [b for b in bindings if ":" not in b.get("HostIp", "")] or bindings
@@ -265,8 +266,9 @@ def grace_seconds(action: str, timeout: object) -> int:
     Docker takes -1 as "wait for ever", so a negative one is refused here rather than
     waited on until the engine time-out blames a frozen engine.
     """
+    __tracebackhide__ = hide_frames_of_own_errors
     if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < 0:
-        raise ValueError(f"{action}(timeout=...) takes whole seconds, 0 or more, not {timeout!r}")
+        raise ArgumentError(f"{action}(timeout=...) takes whole seconds, 0 or more, not {timeout!r}")
     return timeout
 
 

@@ -15,6 +15,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from ..engine.naming import Labels, normalize_aliases, normalize_labels
+from ..errors import ArgumentError, hide_frames_of_own_errors
 from .wait import Strategy, WaitArgument
 
 Command = str | Sequence[str]
@@ -23,10 +24,11 @@ FOREIGN_NETWORK_KWARGS = ("network", "network_mode", "networking_config")
 
 
 def _pairs(mapping: Mapping[str, str] | None, what: str) -> tuple[tuple[str, str], ...]:
+    __tracebackhide__ = hide_frames_of_own_errors
     if mapping is None:
         return ()
     if not isinstance(mapping, Mapping):
-        raise TypeError(f"{what} must be a dict of strings, not {type(mapping).__name__}: {mapping!r}")
+        raise ArgumentError(f"{what} must be a dict of strings, not {type(mapping).__name__}: {mapping!r}")
     return tuple(sorted((str(key), str(value)) for key, value in mapping.items()))
 
 
@@ -67,9 +69,10 @@ class NetworkSpec:
         holding: Iterable[IPv4Address | str] = (),
     ) -> NetworkSpec:
         """A spec from keyword settings, as ``create_network`` and the marker take them."""
+        __tracebackhide__ = hide_frames_of_own_errors
         for name, value in (("internal", internal), ("hermetic", hermetic), ("ipv6", ipv6)):
             if not isinstance(value, bool):
-                raise TypeError(f"network setting {name} must be True or False, not {value!r}")
+                raise ArgumentError(f"network setting {name} must be True or False, not {value!r}")
         return cls(
             test=test,
             internal=internal,
@@ -156,26 +159,28 @@ def _freeze(value: Any) -> Hashable:
 
 
 def _environment(environment: Mapping[str, str] | Iterable[str] | None) -> tuple[str, ...] | None:
+    __tracebackhide__ = hide_frames_of_own_errors
     if environment is None:
         return None
     if isinstance(environment, Mapping):
         return tuple(sorted(f"{key}={value}" for key, value in environment.items()))
     if isinstance(environment, str):
-        raise TypeError(
+        raise ArgumentError(
             f"environment must be a dict or a list of 'KEY=value' strings, not the string {environment!r}"
         )
     return tuple(str(entry) for entry in environment)
 
 
 def _strategies(wait: WaitArgument) -> tuple[Strategy, ...]:
+    __tracebackhide__ = hide_frames_of_own_errors
     if wait is None:
         return ()
     given = [wait] if isinstance(wait, Strategy) else wait
     if isinstance(given, (str, bytes)) or not isinstance(given, Sequence):
-        raise TypeError(_not_a_wait(wait))
+        raise ArgumentError(_not_a_wait(wait))
     for strategy in given:
         if not isinstance(strategy, Strategy):
-            raise TypeError(_not_a_wait(strategy))
+            raise ArgumentError(_not_a_wait(strategy))
     return tuple(given)
 
 
@@ -223,18 +228,19 @@ class ServiceSpec:
     ) -> ServiceSpec:
         """A spec from :meth:`Network.run`'s arguments; raises ``TypeError`` or ``ValueError`` naming
         the argument that cannot work."""
+        __tracebackhide__ = hide_frames_of_own_errors
         if not isinstance(image, str) or not image:
-            raise TypeError(f"image must be an image reference such as 'redis:7', not {image!r}")
+            raise ArgumentError(f"image must be an image reference such as 'redis:7', not {image!r}")
         if isinstance(min_uptime, bool) or not isinstance(min_uptime, (int, float)) or min_uptime < 0:
-            raise ValueError(f"min_uptime must be 0 or more seconds, not {min_uptime!r}")
+            raise ArgumentError(f"min_uptime must be 0 or more seconds, not {min_uptime!r}")
         for key in FOREIGN_NETWORK_KWARGS:
             if key in docker_kwargs:
-                raise TypeError(
+                raise ArgumentError(
                     f"Network.run() does not take {key!r}: a container lives on the network that runs it;"
                     " use another network's connect() to attach it there too"
                 )
         if docker_kwargs.pop("detach", True) is not True:
-            raise TypeError(
+            raise ArgumentError(
                 "Network.run() starts long-running services and always detaches; run a command to"
                 " completion with run_job(), or in a service with Service.exec()"
             )
@@ -244,7 +250,7 @@ class ServiceSpec:
             docker_kwargs["volumes"] = {str(key): value for key, value in volumes.items()}
         ports = docker_kwargs.get("ports")
         if ports is not None and not isinstance(ports, Mapping):
-            raise TypeError(
+            raise ArgumentError(
                 f"ports= takes a dict of container port to host port, such as ports={{6379: None}}"
                 f" (None: any free host port), not {ports!r}"
             )

@@ -37,7 +37,13 @@ import docker.errors
 
 from ..engine.connection import is_local
 from ..engine.podman import is_podman, run_healthcheck
-from ..errors import DockernetError, ServiceNotReadyError, ServiceStartError, hide_frames_of_own_errors
+from ..errors import (
+    ArgumentError,
+    DockernetError,
+    ServiceNotReadyError,
+    ServiceStartError,
+    hide_frames_of_own_errors,
+)
 from .together import Cancelled
 
 if TYPE_CHECKING:
@@ -73,10 +79,11 @@ class Strategy:
     """What the check is, for comparisons (None: the check function itself)."""
 
     def __post_init__(self) -> None:
+        __tracebackhide__ = hide_frames_of_own_errors
         for name in ("timeout", "interval", "max_interval"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"wait {self.description}: {name} must be more than 0, not {value!r}")
+                raise ArgumentError(f"wait {self.description}: {name} must be more than 0, not {value!r}")
         object.__setattr__(self, "parts", tuple(self.parts))
 
     @property
@@ -254,11 +261,12 @@ def command(
 
 def all_of(*strategies: Strategy) -> Strategy:
     """Ready when every one of ``strategies`` is, each within its own timeout."""
+    __tracebackhide__ = hide_frames_of_own_errors
     if not strategies:
-        raise ValueError("all_of() needs at least one strategy")
+        raise ArgumentError("all_of() needs at least one strategy")
     for strategy in strategies:
         if not isinstance(strategy, Strategy):
-            raise TypeError(f"all_of() takes strategies of pytest_dockernet.wait, not {strategy!r}")
+            raise ArgumentError(f"all_of() takes strategies of pytest_dockernet.wait, not {strategy!r}")
     return Strategy(
         " and ".join(s.description for s in strategies), _always, parts=strategies, key=("all_of",)
     )

@@ -29,7 +29,7 @@ from ..core.specs import Command, ServiceSpec
 from ..core.together import run_together, shown
 from ..core.wait import WaitArgument
 from ..engine.cleanup import warn_failures
-from ..errors import ServiceStartError
+from ..errors import ArgumentError, ServiceStartError, hide_frames_of_own_errors
 from .state import state_of
 
 # The network fixture each scope's services start on.
@@ -78,8 +78,9 @@ def service_fixture(
     ``run_kwargs`` go to :meth:`Network.run`. With ``build`` (a Dockerfile directory),
     ``image`` is built from it first, once per run. The fixture's value is the :class:`Service`.
     """
+    __tracebackhide__ = hide_frames_of_own_errors
     if scope not in NETWORK_FIXTURES:
-        raise ValueError(f"service_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
+        raise ArgumentError(f"service_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
     spec = ServiceDeclaration(
         ServiceSpec.of(image, command, alias=alias, wait=wait, **run_kwargs),
         scope,
@@ -122,10 +123,11 @@ def compose_fixture(
     problem of it reported at once, when the fixture is first used. Everything goes when
     the fixture's scope ends (kept with ``--dockernet-keep``).
     """
+    __tracebackhide__ = hide_frames_of_own_errors
     if scope not in NETWORK_FIXTURES:
-        raise ValueError(f"compose_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
+        raise ArgumentError(f"compose_fixture scope {scope!r} is not one of {', '.join(NETWORK_FIXTURES)}")
     if isinstance(profiles, str):
-        raise TypeError(f"compose_fixture profiles must be a list of names, not the string {profiles!r}")
+        raise ArgumentError(f"compose_fixture profiles must be a list of names, not the string {profiles!r}")
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
 
     def start_stack(request: pytest.FixtureRequest) -> Iterator[compose.ComposeStack]:
@@ -242,6 +244,7 @@ def declaration_of(request: pytest.FixtureRequest, name: str) -> ServiceDeclarat
 
 def fixture_name(dependency: Any) -> str:
     """The name ``dependency`` (a fixture object, or already a name) is registered under."""
+    __tracebackhide__ = hide_frames_of_own_errors
     if isinstance(dependency, str):
         return dependency
     for module in list(sys.modules.values()):
@@ -250,7 +253,7 @@ def fixture_name(dependency: Any) -> str:
         for name, value in list(vars(module).items()):
             if value is dependency:
                 return name
-    raise LookupError(
+    raise ArgumentError(
         f"depends_on: cannot find where {dependency!r} is defined; define it at module level"
         " (in a test module or conftest.py), or pass its name as a string"
     )
