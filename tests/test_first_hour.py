@@ -56,3 +56,15 @@ def test_argument_errors_are_still_the_builtin_errors():
     with pytest.raises(ValueError, match="needs at least one strategy"):
         wait.all_of()
     assert issubclass(ArgumentError, (DockernetError, TypeError, ValueError, LookupError))
+
+
+def test_a_misspelt_variable_is_named_with_the_closest_real_one(pytester, monkeypatch):
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    monkeypatch.setenv("PYTEST_DOCKERNET_KEPP", "1")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == 4  # a usage error
+    result.stderr.fnmatch_lines(
+        ["ERROR: pytest-dockernet: environment variable PYTEST_DOCKERNET_KEPP is not a pytest-dockernet"
+         " setting; did you mean PYTEST_DOCKERNET_KEEP? *"]
+    )  # fmt: skip
+    assert result.stderr.str().count("PYTEST_DOCKERNET_KEPP") == 1, "once"

@@ -6,14 +6,16 @@ ini value, then default. A bad value is reported naming the source it came from.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, TypeVar
 
-from ..core.faults import DEFAULT_FAULT_IMAGE
+from ..core.faults import DEFAULT_FAULT_IMAGE, FAULT_IMAGE_ENV
 from ..engine.connection import DEFAULT_TIMEOUT as DEFAULT_ENGINE_TIMEOUT
-from ..engine.naming import DEFAULT_PREFIX, LABEL_PREFIX, check_prefix
+from ..engine.naming import DEFAULT_PREFIX, HOST_ENV, LABEL_PREFIX, check_prefix
+from ..engine.statedir import STATE_DIR_ENV
 from ..engine.subnets import (
     DEFAULT_LOCK_TIMEOUT,
     DEFAULT_POOL_TIMEOUT,
@@ -24,6 +26,7 @@ from ..engine.subnets import (
     parse_pools,
     parse_pools6,
 )
+from ..runs.cli import ENGINES_ENV, SWEEP_LABEL_ENV
 from ..runs.lease import DEFAULT_LEASE_SECONDS
 
 T = TypeVar("T")
@@ -258,8 +261,29 @@ def _to_seconds(value: Any) -> float:
     return seconds
 
 
+ENV_PREFIX = "PYTEST_DOCKERNET_"
+# Variables read elsewhere than from a setting: the host name labels carry, the state
+# directory, the fault helper image, and the CLI's defaults.
+OTHER_ENV = {HOST_ENV, STATE_DIR_ENV, FAULT_IMAGE_ENV, ENGINES_ENV, SWEEP_LABEL_ENV}
+
+
+def check_env_names(env: Mapping[str, str]) -> None:
+    """Refuse a ``PYTEST_DOCKERNET_*`` variable that no setting reads (a misspelt one would
+    be ignored), naming the closest real one."""
+    known = {env_name(key) for key in SETTING_KEYS} | OTHER_ENV
+    for name in sorted(env):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise SettingsError(
+                f"environment variable {name} is not a pytest-dockernet setting{hint}"
+                " (README, Options, lists every variable)"
+            )
+
+
 def resolve(cli: Mapping[str, Any], env: Mapping[str, str], ini: Mapping[str, Any]) -> Settings:
     """Build :class:`Settings` from the three sources, keyed by setting name."""
+    check_env_names(env)
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for key in SETTING_KEYS:
