@@ -68,3 +68,13 @@ def test_a_misspelt_variable_is_named_with_the_closest_real_one(pytester, monkey
          " setting; did you mean PYTEST_DOCKERNET_KEEP? *"]
     )  # fmt: skip
     assert result.stderr.str().count("PYTEST_DOCKERNET_KEPP") == 1, "once"
+
+
+def test_a_wait_on_the_wrong_port_says_what_does_listen(manager, image):
+    import pytest
+
+    from pytest_dockernet import ServiceNotReadyError, wait
+
+    with manager.create_network() as net, pytest.raises(ServiceNotReadyError) as caught:
+        net.run(image, ["httpd", "-f", "-p", "8080"], wait=wait.port(8081, timeout=1))
+    assert "waiting for a process to listen on TCP port 8081 (it listens on TCP 8080)" in str(caught.value)

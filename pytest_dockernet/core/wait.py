@@ -313,7 +313,8 @@ def _poll(service: Service, strategy: Strategy, cancel: threading.Event) -> None
         if waited >= strategy.timeout:
             raise ServiceNotReadyError(
                 f"service {service.name} (image {service.image!r}) was not ready after {waited:.1f} s"
-                f" waiting for {strategy.description}; its last log lines:\n{_tail(service)}",
+                f" waiting for {strategy.description}{_what_listens(service, strategy)};"
+                f" its last log lines:\n{_tail(service)}",
                 service.name,
             )
         pause(cancel, min(delay, max(0.0, strategy.timeout - waited)))
@@ -332,6 +333,48 @@ def pause(cancel: threading.Event, seconds: float) -> None:
         time.sleep(seconds)
     else:
         cancel.wait(seconds)
+
+
+# Docker's embedded DNS listens in every container's namespace, on 127.0.0.11 (as in /proc).
+EMBEDDED_DNS = "0B00007F:"
+
+
+def _what_listens(service: Service, strategy: Strategy) -> str:
+    # For a wait on a port: the ports it does listen on, and those its image EXPOSEs, as far
+    # as they can be read (/proc/net/tcp through exec; the image's config).
+    if not (isinstance(strategy.key, tuple) and strategy.key[:1] == ("port",)):
+        return ""
+    facts = []
+    tables = ""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            read = service.exec(["cat", table])
+        except (DockernetError, docker.errors.DockerException):
+            continue
+        tables += read.output if read.ok else ""
+    listening = sorted(
+        {
+            int(fields[1].rsplit(":", 1)[1], 16)
+            for fields in (line.split() for line in tables.splitlines())
+            if len(fields) > 3
+            and fields[3] == "0A"
+            and ":" in fields[1]
+            and not fields[1].startswith(EMBEDDED_DNS)
+        }
+    )
+    if tables:
+        facts.append(
+            f"it listens on TCP {', '.join(map(str, listening))}"
+            if listening
+            else "it listens on no TCP port"
+        )
+    try:
+        exposed = sorted((service.reload().get("Config") or {}).get("ExposedPorts") or {})
+    except (DockernetError, docker.errors.DockerException):
+        exposed = []
+    if exposed:
+        facts.append(f"its image EXPOSEs {', '.join(exposed)}")
+    return f" ({'; '.join(facts)})" if facts else ""
 
 
 def _state(service: Service) -> dict[str, object]:
