@@ -30,6 +30,10 @@ T = TypeVar("T")
 
 DEFAULT_ENDPOINT = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
+HOW_TO_GET_ACCESS = (
+    "add the user to the docker group ('sudo usermod -aG docker $USER', then log in again),"
+    " use rootless Docker, or set DOCKER_HOST to an engine this user may use"
+)
 HOW_TO_START = (
     "start an engine (for example 'sudo systemctl start docker', or 'sudo dockerd &'),"
     " or set DOCKER_HOST to one that runs"
@@ -141,8 +145,14 @@ def connect(timeout: float = DEFAULT_TIMEOUT, url: str | None = None) -> docker.
     except EngineUnavailableError:
         raise
     except Exception as exc:  # noqa: BLE001 - docker, requests and urllib3 errors vary by transport
+        reason = readable_reason(exc)
+        if reason == "permission denied":
+            raise EngineUnavailableError(
+                f"the Docker engine's socket {url or endpoint()} may not be opened by this user"
+                f" (permission denied); {HOW_TO_GET_ACCESS}"
+            ) from None
         raise EngineUnavailableError(
-            f"no Docker engine answers at {url or endpoint()} ({readable_reason(exc)}); {HOW_TO_START}"
+            f"no Docker engine answers at {url or endpoint()} ({reason}); {HOW_TO_START}"
         ) from None
     return engine
 
