@@ -411,3 +411,25 @@ def test_a_full_pool_waits_for_networks_being_removed(docker_client, image, tmp_
         assert second.subnet == first.subnet
     finally:
         assert tight.close() == []
+
+
+def test_a_started_service_whose_address_cannot_be_read_is_removed(manager, image, monkeypatch):
+    # Seen for real once: a service its restart policy was restarting had no address yet
+    # (now waited for); the start raised and its container stayed. An engine that answers
+    # without the address cannot be made on purpose, so ip_of is made to fail here.
+    from pytest_dockernet import DockernetError
+    from pytest_dockernet.core.network import Network
+    from pytest_dockernet.engine.cleanup import find_labelled
+
+    with manager.create_network() as net:
+
+        def no_address(self, attrs):
+            raise DockernetError(f"container {attrs.get('Name')} has no address on network {self.name}")
+
+        monkeypatch.setattr(Network, "ip_of", no_address)
+        with pytest.raises(DockernetError, match="has no address"):
+            net.run(image, ["sleep", "300"], alias="lost")
+        monkeypatch.undo()
+        assert net.services == []
+        containers, _ = find_labelled(manager.client, manager.identity.run)
+        assert containers == [], "the container went with the failed start"

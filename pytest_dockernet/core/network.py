@@ -260,13 +260,17 @@ class Network(NetworkFaults):
             self.adopt(service)
             try:
                 self.containers.start_service(container, cname, spec, address)
-                service.ip = self.ip_of(container.attrs)
-                service.ip6 = address6_on(container.attrs, self.id, self.name)
             except DockernetError:
                 self._abandon(service)  # removed already, and reported: it never ran
                 raise
             except BaseException:
                 self._remove_interrupted(service)
+                raise
+            try:
+                service.ip = self.ip_of(container.attrs)
+                service.ip6 = address6_on(container.attrs, self.id, self.name)
+            except BaseException:
+                self._remove_interrupted(service)  # it runs, but nobody can be handed it
                 raise
             try:
                 until_ready(service, spec.wait, cancel)
