@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.images import build_image
 from ..errors import ComposeError, ServiceStartError
 from . import wait as waits
-from .compose_model import ComposeFile, ComposeService, load
+from .compose_model import ComposeFile, ComposeService, Problems, load
 from .service import ExecResult, Service
 from .specs import NetworkSpec, ServiceSpec
 from .together import first_error, run_together
@@ -80,7 +80,7 @@ def check_addresses(compose: ComposeFile, manager: NetworkManager) -> None:
     __tracebackhide__ = True
     allocator = manager.allocator
     pools = ", ".join(map(str, allocator.pools))
-    problems = []
+    problems = Problems(str(compose.path))
     for network in compose.networks:
         addresses = compose.addresses(network)
         if not addresses:
@@ -91,18 +91,20 @@ def check_addresses(compose: ComposeFile, manager: NetworkManager) -> None:
             if not any(address in p for p in allocator.pools)
         ]
         for name, address in outside:
-            problems.append(
-                f"service {name!r} on network {network!r}: ipv4_address {address} is outside the subnet"
-                f" pool {pools} (give an address inside it, or a --dockernet-pool that holds it)"
+            problems.add(
+                f"service {name!r} on network {network!r}",
+                f"ipv4_address {address} is outside the subnet"
+                f" pool {pools} (give an address inside it, or a --dockernet-pool that holds it)",
             )
         if outside:
             continue
         subnet = allocator.subnet_holding(list(addresses.values()))
         if subnet is None:
             shown = ", ".join(f"{address} ({name})" for name, address in addresses.items())
-            problems.append(
-                f"network {network!r}: the addresses {shown} do not fit in one /{allocator.subnet_size}"
-                " (--dockernet-subnet-size) of the pool"
+            problems.add(
+                f"network {network!r}",
+                f"the addresses {shown} do not fit in one /{allocator.subnet_size}"
+                " (--dockernet-subnet-size) of the pool",
             )
             continue
         reserved = {
@@ -112,15 +114,11 @@ def check_addresses(compose: ComposeFile, manager: NetworkManager) -> None:
         }
         for name, address in addresses.items():
             if address in reserved:
-                problems.append(
-                    f"service {name!r} on network {network!r}: ipv4_address {address} is {reserved[address]}"
-                    f" ({subnet}); choose another"
+                problems.add(
+                    f"service {name!r} on network {network!r}",
+                    f"ipv4_address {address} is {reserved[address]} ({subnet}); choose another",
                 )
-    if len(problems) == 1:
-        raise ComposeError(f"compose file {compose.path}: {problems[0]}")
-    if problems:
-        listed = "\n".join(f"  - {problem}" for problem in problems)
-        raise ComposeError(f"compose file {compose.path} has {len(problems)} problems:\n{listed}")
+    problems.raise_any()
 
 
 def _start_into(

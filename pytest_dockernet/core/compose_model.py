@@ -65,12 +65,17 @@ DIRECT = {
     "userns_mode": "userns_mode",
     "mac_address": "mac_address",
 }
-BYTES = {"shm_size": "shm_size", "mem_limit": "mem_limit", "mem_reservation": "mem_reservation"}
+BYTES = {
+    "shm_size": "shm_size",
+    "mem_limit": "mem_limit",
+    "mem_reservation": "mem_reservation",
+    "memswap_limit": "memswap_limit",
+}
 # Service keys with a mapping of their own (see ComposeService and _service).
 MAPPED = {
     "image", "build", "command", "entrypoint", "environment", "networks", "depends_on",
     "ports", "volumes", "tmpfs", "healthcheck", "secrets", "configs", "restart", "labels",
-    "ulimits", "extra_hosts", "devices", "logging", "cpus", "memswap_limit",
+    "ulimits", "extra_hosts", "devices", "logging", "cpus",
     "stop_grace_period", "deploy", "scale", "container_name",
 }  # fmt: skip
 ACCEPTED = {
@@ -190,17 +195,19 @@ class ComposeFile:
         }
 
 
-class _Problems:
-    """Every problem of a file, gathered so that one error names them all."""
+class Problems:
+    """Every problem of a compose file, gathered so that one :class:`ComposeError` names them all."""
 
     def __init__(self, shown: str) -> None:
         self.shown = shown
         self.found: list[str] = []
 
     def add(self, where: str, text: str) -> None:
+        """Note that ``where`` (a service, a network, ...) has problem ``text``."""
         self.found.append(f"{where}: {text}")
 
     def raise_any(self) -> None:
+        """Raise one :class:`ComposeError` naming every problem noted, if any was."""
         __tracebackhide__ = True
         if len(self.found) == 1:
             raise ComposeError(f"compose file {self.shown}: {self.found[0]}")
@@ -283,7 +290,7 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
 
 def _checked(files: list[Path], model: dict[str, Any]) -> ComposeFile:
     __tracebackhide__ = True
-    problems = _Problems(", ".join(map(str, files)))
+    problems = Problems(", ".join(map(str, files)))
     directory = files[0].parent
     _no_unknown(problems, "the file", model, TOP_KEYS)
     networks = {}
@@ -321,7 +328,7 @@ def _checked(files: list[Path], model: dict[str, Any]) -> ComposeFile:
     return ComposeFile(files[0], services, networks, volumes, tuple(files))
 
 
-def _no_unknown(problems: _Problems, where: str, mapping: Mapping[str, Any], known: set[str]) -> None:
+def _no_unknown(problems: Problems, where: str, mapping: Mapping[str, Any], known: set[str]) -> None:
     # x-* keys are the compose specification's extensions, the users' own: never refused.
     for key in sorted(str(key) for key in mapping if key not in known and not str(key).startswith("x-")):
         problems.add(
@@ -329,7 +336,7 @@ def _no_unknown(problems: _Problems, where: str, mapping: Mapping[str, Any], kno
         )
 
 
-def _network(problems: _Problems, name: str, config: dict[str, Any]) -> ComposeNetwork:
+def _network(problems: Problems, name: str, config: dict[str, Any]) -> ComposeNetwork:
     where = f"network {name!r}"
     if config.get("external"):
         problems.add(where, "external networks are refused: a test's services live on networks of its own")
@@ -349,7 +356,7 @@ def _network(problems: _Problems, name: str, config: dict[str, Any]) -> ComposeN
     )
 
 
-def _volume(problems: _Problems, name: str, config: dict[str, Any]) -> dict[str, Any]:
+def _volume(problems: Problems, name: str, config: dict[str, Any]) -> dict[str, Any]:
     where = f"volume {name!r}"
     if config.get("external"):
         problems.add(
@@ -363,7 +370,7 @@ def _volume(problems: _Problems, name: str, config: dict[str, Any]) -> dict[str,
     }
 
 
-def _file_of(problems: _Problems, kind: str, name: str, config: dict[str, Any]) -> str:
+def _file_of(problems: Problems, kind: str, name: str, config: dict[str, Any]) -> str:
     where = f"{kind[:-1]} {name!r}"
     if not config.get("file"):
         problems.add(where, "only secrets and configs read from a file are supported (file: ./path)")
@@ -373,7 +380,7 @@ def _file_of(problems: _Problems, kind: str, name: str, config: dict[str, Any]) 
 
 
 def _service(
-    problems: _Problems,
+    problems: Problems,
     name: str,
     config: dict[str, Any],
     directory: Path,
@@ -395,8 +402,6 @@ def _service(
             problems.add(where, f"{key}: {config[key]} is not supported")
     options: dict[str, Any] = {DIRECT[k]: v for k, v in config.items() if k in DIRECT and v is not None}
     options.update({BYTES[k]: int(v) for k, v in config.items() if k in BYTES})
-    if "memswap_limit" in config:
-        options["memswap_limit"] = int(config["memswap_limit"])
     if "cpus" in config:
         options["nano_cpus"] = int(float(config["cpus"]) * 1e9)
     if config.get("labels"):
@@ -483,7 +488,7 @@ def _ulimit(name: str, value: Any) -> docker.types.Ulimit:
 _RESTART = re.compile(r"^(no|always|unless-stopped|on-failure)(?::(\d+))?$")
 
 
-def _restart(problems: _Problems, where: str, config: dict[str, Any], options: dict[str, Any]) -> None:
+def _restart(problems: Problems, where: str, config: dict[str, Any], options: dict[str, Any]) -> None:
     restart = config.get("restart")
     if restart is None:
         return
@@ -495,7 +500,7 @@ def _restart(problems: _Problems, where: str, config: dict[str, Any], options: d
         options["restart_policy"] = {"Name": match[1], "MaximumRetryCount": int(match[2] or 0)}
 
 
-def _deploy(problems: _Problems, where: str, config: dict[str, Any], options: dict[str, Any]) -> None:
+def _deploy(problems: Problems, where: str, config: dict[str, Any], options: dict[str, Any]) -> None:
     deploy = config.get("deploy") or {}
     for key in sorted(
         set(deploy) - {"resources", "restart_policy", "replicas", "placement", "labels", "mode"}
@@ -534,7 +539,7 @@ def _deploy(problems: _Problems, where: str, config: dict[str, Any], options: di
             }
 
 
-def _build(problems: _Problems, where: str, build: Any, directory: Path) -> Build | None:
+def _build(problems: Problems, where: str, build: Any, directory: Path) -> Build | None:
     if build is None:
         return None
     context = str(build.get("context") or ".")
@@ -561,7 +566,7 @@ def _build(problems: _Problems, where: str, build: Any, directory: Path) -> Buil
 
 
 def _mounts(
-    problems: _Problems,
+    problems: Problems,
     where: str,
     config: dict[str, Any],
     volumes: dict[str, dict[str, Any]],
@@ -596,7 +601,7 @@ def _mounts(
     return mounts
 
 
-def _ports(problems: _Problems, where: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
+def _ports(problems: Problems, where: str, ports: list[dict[str, Any]]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for port in ports:
         published = port.get("published")
@@ -614,7 +619,7 @@ _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
 _UNIT_NANOSECONDS = {"h": 3600e9, "m": 60e9, "s": 1e9, "ms": 1e6, "us": 1e3, "ns": 1}
 
 
-def duration(problems: _Problems, where: str, text: Any) -> int:
+def duration(problems: Problems, where: str, text: Any) -> int:
     """Nanoseconds of a compose duration such as ``1m30s``, ``5s`` or ``500ms``."""
     parts = _DURATION.findall(str(text))
     if not parts or "".join(a + b for a, b in parts) != str(text):
@@ -623,7 +628,7 @@ def duration(problems: _Problems, where: str, text: Any) -> int:
     return int(sum(float(amount) * _UNIT_NANOSECONDS[unit] for amount, unit in parts))
 
 
-def _healthcheck(problems: _Problems, where: str, given: dict[str, Any] | None) -> dict[str, Any] | None:
+def _healthcheck(problems: Problems, where: str, given: dict[str, Any] | None) -> dict[str, Any] | None:
     if not given:
         return None
     if given.get("disable"):
