@@ -245,16 +245,14 @@ class Network(NetworkFaults):
     def start(self, spec: ServiceSpec, *, cancel: threading.Event | None = None) -> Service:
         """Start the service ``spec`` describes (what :meth:`run` does once it made the spec).
 
-        A start interrupted by any ``BaseException`` (Ctrl-C, pytest-timeout's signal), or
-        whose wait is cancelled through ``cancel``, removes the container before it raises:
-        a service nobody was handed does not run on.
+        A start interrupted by any ``BaseException`` (Ctrl-C, pytest-timeout's signal), or whose
+        wait is cancelled through ``cancel``, removes the container: nobody was handed it.
         """
         __tracebackhide__ = hide_frames_of_own_errors
         address = check_static_address(spec.ip, self.subnet, self.name) if spec.ip is not None else None
         with engine_errors(f"starting a container from {spec.image!r} on network {self.name}"):
             container, cname = self.containers.create_service(spec, address)
-            # Recorded before it starts: whatever interrupts the start (a time-out's signal,
-            # Ctrl-C), the network's teardown finds and removes it.
+            # Recorded before it starts: whatever interrupts the start, the teardown removes it.
             service = Service(self, container, list(spec.aliases), UNSPECIFIED, image=spec.image)
             service.static_ip = address
             self.adopt(service)
